@@ -1,0 +1,56 @@
+"""Shared fixtures: tiny models trained by the real trainer into temporary folders."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Tiny settings that keep every test model fast on 2 CPU cores.
+TINY = {
+    "model": {"hidden": [32], "latent": 4},
+    "prior": {"hidden": 16},
+    "train": {"steps": 6, "batch_size": 16, "checkpoint_every": 3, "log_every": 1000},
+    "eval": {"nll_samples": 8, "max_examples": 16},
+}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    """Every test gets its own empty $VAEZOO_HOME, so nothing leaks between tests or from the user."""
+    home = tmp_path_factory.mktemp("vaezoo_home")
+    monkeypatch.setenv("VAEZOO_HOME", str(home))
+    yield home
+
+
+def tiny_recipe(model_id: str, **extra) -> dict:
+    from vaezoo.recipes import merge, resolve
+
+    return resolve(model_id, merge(TINY, extra))
+
+
+def train_tiny(model_id: str, out: Path, **extra) -> Path:
+    from vaezoo.train.trainer import train
+
+    train(tiny_recipe(model_id, **extra), out, device="cpu", progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_dp_factor(tmp_path_factory) -> Path:
+    """A tiny trained dp-factor-mnist5k checkpoint folder (read-only for tests)."""
+    return train_tiny("dp-factor-mnist5k", tmp_path_factory.mktemp("ckpt") / "dp-factor-mnist5k")
+
+
+def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, input: str | None = None) -> subprocess.CompletedProcess:
+    """Run the installed `vaezoo` console script as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("VAEZOO_DEBUG", None)
+    exe = Path(sys.executable).parent / "vaezoo"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from vaezoo.cli import main; main()"]
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, env=full_env, cwd=cwd, input=input, timeout=600)

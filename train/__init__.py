@@ -1,0 +1,1 @@
+"""vaezoo.train: the training loop and recipes (train/recipes/*.toml)."""

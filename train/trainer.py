@@ -1,0 +1,284 @@
+"""The training loop: recipe -> checkpoint folder, resumable, DDP-ready.
+
+* Deterministic: the data order of epoch e is ``randperm(N)`` seeded by (seed, e), and the global
+  torch RNG state is saved, so a resumed run gives the same weights as an uninterrupted one.
+* Resumable: every ``checkpoint_every`` steps one file, ``train_state.safetensors``, is written
+  atomically (weights, optimiser and RNG tensors; step and settings in its metadata).
+* DDP: under ``torchrun`` (WORLD_SIZE > 1) each rank takes every world-th example of the epoch's
+  permutation, gradients are averaged by DistributedDataParallel, and only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from vaezoo.checkpoint import CONFIG, WEIGHTS, make_config, save_checkpoint
+from vaezoo.errors import UsageError, VaezooError
+from vaezoo.fileio import atomic_path
+from vaezoo.train.progress import Progress, log
+
+STATE = "train_state.safetensors"
+
+
+def pick_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise VaezooError("--device cuda: no CUDA device is available to torch (use --device cpu or auto)")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise UsageError(f"--device must be auto, cpu or cuda, not {device!r}")
+    return torch.device(device)
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size())
+
+
+class EpochSampler:
+    """Index batches over epochs; the position (epoch, offset) is the whole state."""
+
+    def __init__(self, n: int, batch: int, seed: int, ddp: Dist, epoch: int = 0, offset: int = 0):
+        if n < batch * ddp.world:
+            raise UsageError(f"batch size {batch} is larger than the training set ({n} examples)")
+        self.n, self.batch, self.seed, self.ddp = n, batch // ddp.world, seed, ddp
+        self.epoch, self.offset = epoch, offset
+        self._perm = self._make_perm()
+
+    def _make_perm(self) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        perm = torch.randperm(self.n, generator=g)
+        return perm[self.ddp.rank :: self.ddp.world]
+
+    def next(self) -> torch.Tensor:
+        if self.offset + self.batch > len(self._perm):  # drop the ragged tail of an epoch
+            self.epoch, self.offset = self.epoch + 1, 0
+            self._perm = self._make_perm()
+        idx = self._perm[self.offset : self.offset + self.batch]
+        self.offset += self.batch
+        return idx
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self._perm) // self.batch
+
+
+def _to_tensor(ds) -> torch.Tensor:
+    return torch.from_numpy(ds.x)  # uint8 images or float32 vectors; scaled per batch
+
+
+def _batch(data: torch.Tensor, idx: torch.Tensor, device) -> torch.Tensor:
+    x = data[idx]
+    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+    return x.to(device, non_blocking=True)
+
+
+# ---------------------------------------------------------------- training state I/O
+def _flat_optimizer(prefix: str, opt, tensors: dict) -> dict:
+    sd = opt.state_dict()
+    for idx, st in sd["state"].items():
+        for name, val in st.items():
+            tensors[f"{prefix}.{idx}.{name}"] = val.detach().cpu().clone() if torch.is_tensor(val) else torch.tensor(val)
+    return {"param_groups": sd["param_groups"]}
+
+
+def _unflat_optimizer(prefix: str, opt, tensors: dict, meta: dict) -> None:
+    state: dict[int, dict] = {}
+    for key, val in tensors.items():
+        if key.startswith(prefix + "."):
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = val
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_state(path: Path, model, objective, opt, aux_opt, sampler, step, recipe, elapsed) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors.update({f"objective.{k}": v.detach().cpu().contiguous() for k, v in objective.state_dict().items()})
+    meta = {"opt": _flat_optimizer("opt", opt, tensors)}
+    if aux_opt is not None:
+        meta["aux_opt"] = _flat_optimizer("aux_opt", aux_opt, tensors)
+    tensors["rng.torch"] = torch.get_rng_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        tensors["rng.cuda"] = torch.cuda.get_rng_state()
+    meta.update(step=step, epoch=sampler.epoch, offset=sampler.offset, recipe=recipe, elapsed=elapsed)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"vaezoo_train_state": json.dumps(meta)})
+
+
+def load_state(path: Path) -> tuple[dict, dict]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = json.loads(fh.metadata()["vaezoo_train_state"])
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except Exception as exc:  # corrupt or foreign file: say so in one line
+        raise VaezooError(f"cannot resume from {path}: {exc}") from None
+    return meta, tensors
+
+
+def _strip(prefix: str, tensors: dict) -> dict:
+    return {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+# ---------------------------------------------------------------- the loop
+def prepare_out(out: Path, resume: bool, force: bool) -> bool:
+    """Check the output folder; returns True when there is a state to resume from."""
+    state = out / STATE
+    if resume:
+        if not state.is_file():
+            raise UsageError(f"nothing to resume in {out} (no {STATE})")
+        return True
+    if state.is_file() and not force:
+        raise UsageError(f"an unfinished run is in {out}; pass --resume to continue it or --force to start over")
+    if (out / WEIGHTS).exists() and not force:
+        raise UsageError(f"{out} already holds a trained model; pass --force to retrain it")
+    if force and out.exists():
+        for name in (STATE, WEIGHTS, CONFIG, "metrics.json"):
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / "onnx", ignore_errors=True)
+    return False
+
+
+def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False, force: bool = False,
+          data_dir: str | None = None, progress: bool = True, stop_after: int | None = None) -> dict:
+    """Train a recipe into ``out``. ``stop_after`` ends the process's work early (tests of resume)."""
+    from vaezoo.data import load_dataset
+    from vaezoo.metrics import evaluate
+    from vaezoo.models import build_model
+    from vaezoo.objectives import build_objective
+
+    dev = pick_device(device)
+    ddp = init_distributed(dev)
+    out = Path(out)
+    has_state = prepare_out(out, resume, force) if ddp.main else (out / STATE).is_file() and resume
+    meta, tensors = load_state(out / STATE) if has_state else ({}, {})
+    if meta:
+        steps = recipe["train"]["steps"]
+        recipe = meta["recipe"]
+        recipe["train"]["steps"] = max(steps, recipe["train"]["steps"]) if steps else recipe["train"]["steps"]
+    tcfg = recipe["train"]
+    torch.manual_seed(int(tcfg["seed"]))
+
+    train_set = load_dataset(recipe["data"]["name"], "train", data_dir=data_dir)
+    val_set = load_dataset(recipe["data"]["name"], "val", data_dir=data_dir)
+    config = make_config(recipe)
+    model = build_model(config).to(dev)
+    objective = build_objective(recipe, len(train_set)).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=float(tcfg["lr"]))
+    aux_params = objective.aux_parameters()
+    aux_opt = None
+    if aux_params:
+        ocfg = recipe["objective"]
+        aux_opt = torch.optim.Adam(aux_params, lr=float(ocfg["disc_lr"]), betas=tuple(ocfg["disc_betas"]))
+
+    step, elapsed = 0, 0.0
+    sampler = EpochSampler(len(train_set), int(tcfg["batch_size"]), int(tcfg["seed"]), ddp)
+    if meta:
+        model.load_state_dict(_strip("model", tensors))
+        objective.load_state_dict(_strip("objective", tensors))
+        _unflat_optimizer("opt", opt, tensors, meta["opt"])
+        if aux_opt is not None:
+            _unflat_optimizer("aux_opt", aux_opt, tensors, meta["aux_opt"])
+        torch.set_rng_state(tensors["rng.torch"])
+        if "rng.cuda" in tensors and dev.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"])
+        step, elapsed = int(meta["step"]), float(meta["elapsed"])
+        sampler = EpochSampler(len(train_set), int(tcfg["batch_size"]), int(tcfg["seed"]), ddp, meta["epoch"], meta["offset"])
+        if ddp.main:
+            log(f"resuming {recipe['id']} from step {step} in {out}")
+
+    runner = model
+    if ddp.world > 1:
+        runner = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    data = _to_tensor(train_set)
+    total = int(tcfg["steps"])
+    bar = Progress(total, step, desc=recipe["id"], enabled=progress and ddp.main, every=int(tcfg.get("log_every", 50)))
+    if ddp.main:
+        out.mkdir(parents=True, exist_ok=True)
+    model.train()
+    t_start = time.perf_counter() - elapsed
+    last_stats: dict = {}
+    while step < total:
+        x = _batch(data, sampler.next(), dev)
+        x2 = _batch(data, sampler.next(), dev) if objective.needs_second_batch else None
+        loss, stats = objective(model, x, step, x2, runner=runner)
+        if not torch.isfinite(loss):
+            raise VaezooError(f"loss became {float(loss)} at step {step}; lower the learning rate (--lr) or check the data")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if float(tcfg.get("grad_clip", 0)) > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), float(tcfg["grad_clip"]))
+        opt.step()
+        if aux_opt is not None:
+            aux = objective.aux_loss()
+            aux_opt.zero_grad(set_to_none=True)
+            aux.backward()
+            if ddp.world > 1:
+                for p in aux_params:
+                    dist.all_reduce(p.grad)
+                    p.grad /= ddp.world
+            aux_opt.step()
+            stats["disc"] = aux.detach()
+        step += 1
+        last_stats = {k: float(v) for k, v in stats.items()}
+        bar.update(step, loss=last_stats["loss"], kl=last_stats["kl"])
+        if ddp.main and (step % int(tcfg["checkpoint_every"]) == 0 or step == total):
+            save_state(out / STATE, model, objective, opt, aux_opt, sampler, step, recipe, time.perf_counter() - t_start)
+        if stop_after is not None and step >= stop_after:
+            bar.close()
+            return {"stopped_at": step}
+    bar.close()
+    seconds = time.perf_counter() - t_start
+    if not ddp.main:
+        return {}
+
+    ecfg = recipe.get("eval", {})
+    n_val = min(len(val_set), int(ecfg.get("max_examples", 1000)))
+    xv = _batch(torch.from_numpy(val_set.x), torch.arange(n_val), dev)
+    log(f"evaluating on {n_val} validation examples (importance-sampled NLL, K={ecfg.get('nll_samples', 1000)})")
+    val = evaluate(model, xv, int(ecfg.get("nll_samples", 1000)))
+    metrics = {
+        "validation": {"split": "val", **val},
+        "train": {
+            "steps": total,
+            "batch_size": int(tcfg["batch_size"]),
+            "epochs": round(total / max(sampler.steps_per_epoch, 1), 2),
+            "examples": len(train_set),
+            "seconds": round(seconds, 2),
+            "final_stats": last_stats,
+            "device": str(dev),
+            "world_size": ddp.world,
+            "torch": torch.__version__,
+            "hardware": f"{platform.machine()} {os.cpu_count()} cpus" + (f", {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else ""),
+        },
+    }
+    save_checkpoint(out, model, config, metrics)
+    (out / STATE).unlink(missing_ok=True)
+    log(f"wrote {out} (val NLL {val.get('nll', float('nan')):.2f} nats, -ELBO {val['neg_elbo']:.2f}) in {seconds:.0f}s")
+    return metrics

@@ -1,0 +1,74 @@
+"""`vaezoo list` and `vaezoo info`: what exists and where (no torch import)."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+
+from vaezoo.cli import app
+from vaezoo.cli.options import Json, Model
+
+
+@app.command("list")
+def list_cmd(
+    pattern: Optional[str] = typer.Argument(None, help="Shell-style wildcard, e.g. 'dp-*' or '*-mnist5k'."),
+    as_json: bool = Json,
+    available: bool = typer.Option(False, "--available", help="Only models that can be used without training."),
+) -> None:
+    """List registry ids and where each model is available (local, bundled)."""
+    from vaezoo.recipes import list_ids, resolve
+    from vaezoo.store import availability
+
+    rows = []
+    for mid in list_ids(pattern or "*"):
+        where = availability(mid)
+        if available and not where:
+            continue
+        r = resolve(mid)
+        rows.append({"id": mid, "family": r["family"], "dataset": r["data"]["name"], "available": where})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        typer.echo(f"no model matches {pattern!r}", err=True)
+        raise typer.Exit(1)
+    width = max(len(r["id"]) for r in rows)
+    typer.echo(f"{'ID':<{width}}  {'FAMILY':<10} {'DATASET':<8} AVAILABLE")
+    for r in rows:
+        typer.echo(f"{r['id']:<{width}}  {r['family']:<10} {r['dataset']:<8} {','.join(r['available']) or '-'}")
+
+
+@app.command()
+def info(model: str = Model, as_json: bool = Json) -> None:
+    """Show a model's resolved recipe, where it is, and its recorded metrics."""
+    from vaezoo.checkpoint import METRICS, read_config
+    from vaezoo.fileio import read_json
+    from vaezoo.recipes import list_ids, resolve, to_toml
+    from vaezoo.store import availability, looks_like_path, resolve_model
+
+    folder = None
+    if looks_like_path(model) or availability(model):
+        folder = resolve_model(model)
+        config = read_config(folder)
+        recipe = config["recipe"]
+    else:
+        if model not in list_ids():
+            resolve(model)  # raises the unknown-id error with suggestions
+        recipe, config = resolve(model), None
+    metrics = read_json(folder / METRICS) if folder and (folder / METRICS).is_file() else None
+    record = {"id": recipe["id"], "path": str(folder) if folder else None,
+              "available": availability(recipe["id"]) if not looks_like_path(model) else ["path"],
+              "recipe": recipe, "config": config, "metrics": metrics}
+    if as_json:
+        typer.echo(json.dumps(record, indent=2))
+        return
+    typer.echo(f"# {recipe['id']}  ({recipe.get('paper', '')})")
+    typer.echo(f"# available: {', '.join(record['available']) or 'no (train it with `vaezoo train ' + recipe['id'] + '`)'}")
+    if folder:
+        typer.echo(f"# path: {folder}")
+    if metrics:
+        v = metrics.get("validation", {})
+        typer.echo("# validation: " + ", ".join(f"{k}={v[k]:.3f}" for k in ("nll", "neg_elbo", "kl", "recon") if k in v))
+    typer.echo(to_toml(recipe), nl=False)

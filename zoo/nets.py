@@ -1,0 +1,103 @@
+"""Encoder and decoder backbones with plain tensor I/O (ready for ONNX export).
+
+encoder(x) -> (mu, logvar);  decoder(z) -> logits (Bernoulli) or mean (Gaussian).
+Backbones: ``mlp`` (any shape, flattened), ``conv28`` (1x28x28), ``conv32`` (3x32x32), ``conv64`` (3x64x64).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+# Channels of the stride-2 conv stack per backbone; each layer halves the side (28->14->7, 64->...->4).
+CONV_CHANNELS = {"conv28": [32, 64], "conv32": [32, 64, 128], "conv64": [32, 64, 128, 256]}
+
+
+def _act(name: str) -> nn.Module:
+    return nn.LeakyReLU(0.2) if name == "leaky_relu" else nn.ReLU()
+
+
+class MLPEncoder(nn.Module):
+    def __init__(self, shape, hidden, latent, act="relu"):
+        super().__init__()
+        dims = [math.prod(shape), *hidden]
+        layers: list[nn.Module] = [nn.Flatten()]
+        for a, b in zip(dims[:-1], dims[1:]):
+            layers += [nn.Linear(a, b), _act(act)]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(dims[-1], 2 * latent)
+
+    def forward(self, x):
+        mu, logvar = self.head(self.body(x)).chunk(2, dim=1)
+        return mu, logvar
+
+
+class MLPDecoder(nn.Module):
+    def __init__(self, shape, hidden, latent, act="relu"):
+        super().__init__()
+        self.shape = tuple(shape)
+        dims = [latent, *reversed(hidden)]
+        layers: list[nn.Module] = []
+        for a, b in zip(dims[:-1], dims[1:]):
+            layers += [nn.Linear(a, b), _act(act)]
+        layers.append(nn.Linear(dims[-1], math.prod(shape)))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, z):
+        return self.body(z).reshape((-1, *self.shape))
+
+
+class ConvEncoder(nn.Module):
+    def __init__(self, shape, channels, hidden, latent, act="relu"):
+        super().__init__()
+        c, h, _ = shape
+        layers: list[nn.Module] = []
+        for out in channels:
+            layers += [nn.Conv2d(c, out, 4, stride=2, padding=1), _act(act)]
+            c, h = out, h // 2
+        layers += [nn.Flatten(), nn.Linear(c * h * h, hidden), _act(act)]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(hidden, 2 * latent)
+
+    def forward(self, x):
+        mu, logvar = self.head(self.body(x)).chunk(2, dim=1)
+        return mu, logvar
+
+
+class ConvDecoder(nn.Module):
+    def __init__(self, shape, channels, hidden, latent, act="relu"):
+        super().__init__()
+        c_in, h, _ = shape
+        side = h // 2 ** len(channels)
+        self.start = (channels[-1], side, side)
+        self.fc = nn.Sequential(nn.Linear(latent, hidden), _act(act), nn.Linear(hidden, channels[-1] * side * side), _act(act))
+        layers: list[nn.Module] = []
+        outs = list(reversed(channels[:-1])) + [c_in]
+        c = channels[-1]
+        for i, out in enumerate(outs):
+            layers.append(nn.ConvTranspose2d(c, out, 4, stride=2, padding=1))
+            if i < len(outs) - 1:
+                layers.append(_act(act))
+            c = out
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, z):
+        return self.body(self.fc(z).reshape((-1, *self.start)))
+
+
+def build_backbone(model_cfg: dict, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    """(encoder, decoder) for a recipe's [model] table and the data shape."""
+    kind = model_cfg["backbone"]
+    latent = int(model_cfg["latent"])
+    hidden = list(model_cfg.get("hidden", [256]))
+    act = model_cfg.get("activation", "leaky_relu" if kind == "conv64" else "relu")
+    if kind == "mlp":
+        return MLPEncoder(shape, hidden, latent, act), MLPDecoder(shape, hidden, latent, act)
+    if kind in CONV_CHANNELS:
+        if len(shape) != 3 or shape[1] != shape[2] or shape[1] % 2 ** len(CONV_CHANNELS[kind]):
+            raise ValueError(f"backbone {kind} does not fit data of shape {shape}")
+        ch = CONV_CHANNELS[kind]
+        return ConvEncoder(shape, ch, hidden[0], latent, act), ConvDecoder(shape, ch, hidden[0], latent, act)
+    raise ValueError(f"unknown backbone {kind!r} (mlp, conv28, conv32, conv64)")
