@@ -190,6 +190,8 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
     config = make_config(recipe)
     model = build_model(config).to(dev)
     objective = build_objective(recipe, len(train_set)).to(dev)
+    if hasattr(objective, "attach"):  # objectives that need more than x batches (labelled subsets)
+        objective.attach(train_set, dev)
     opt = torch.optim.Adam(model.parameters(), lr=float(tcfg["lr"]))
     aux_params = objective.aux_parameters()
     aux_opt = None
@@ -262,7 +264,11 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
     n_val = min(len(val_set), int(ecfg.get("max_examples", 1000)))
     xv = _batch(torch.from_numpy(val_set.x), torch.arange(n_val), dev)
     log(f"evaluating on {n_val} validation examples (importance-sampled NLL, K={ecfg.get('nll_samples', 1000)})")
-    val = evaluate(model, xv, int(ecfg.get("nll_samples", 1000)))
+    if hasattr(model, "validation_metrics"):  # models with labels report their error rate too
+        yv = torch.from_numpy(val_set.y[:n_val]).long().to(dev)
+        val = model.validation_metrics(xv, yv, int(ecfg.get("nll_samples", 1000)))
+    else:
+        val = evaluate(model, xv, int(ecfg.get("nll_samples", 1000)))
     metrics = {
         "validation": {"split": "val", **val},
         "train": {
@@ -278,6 +284,8 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
             "hardware": f"{platform.machine()} {os.cpu_count()} cpus" + (f", {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else ""),
         },
     }
+    if hasattr(objective, "metrics_info"):
+        metrics.update(objective.metrics_info())
     save_checkpoint(out, model, config, metrics)
     (out / STATE).unlink(missing_ok=True)
     log(f"wrote {out} (val NLL {val.get('nll', float('nan')):.2f} nats, -ELBO {val['neg_elbo']:.2f}) in {seconds:.0f}s")

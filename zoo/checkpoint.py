@@ -44,6 +44,9 @@ def make_config(recipe: dict) -> dict:
         },
         "latent_dim": int(recipe["model"]["latent"]),
         "labels": list(info.classes),
+        # conditional decoders take (z, y_onehot); label_budget = labelled training examples (None: unsupervised)
+        "conditional": bool(recipe["model"].get("conditional", False)),
+        "label_budget": recipe["data"].get("labels"),
     }
 
 

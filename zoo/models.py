@@ -117,3 +117,6 @@ def build_model(config: dict) -> nn.Module:
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r} ({', '.join(MODEL_KINDS)})")
     return MODEL_KINDS[kind](config)
+
+
+import vaezoo.semisup  # noqa: E402,F401  registers m1, m2, m1m2, untapped in MODEL_KINDS

@@ -187,6 +187,13 @@ def build_objective(recipe: dict, dataset_size: int) -> Objective:
     name = cfg["name"]
     if name not in OBJECTIVES:
         raise ValueError(f"unknown objective {name!r} ({', '.join(OBJECTIVES)})")
+    from vaezoo.semisup_objectives import SEMISUP_OBJECTIVES
+
+    if name in SEMISUP_OBJECTIVES:  # they need the whole recipe (label budget, seed, steps)
+        return SEMISUP_OBJECTIVES[name](recipe, dataset_size)
     if name == "factor":
         return FactorVAE(cfg, dataset_size, int(recipe["model"]["latent"]))
     return OBJECTIVES[name](cfg, dataset_size)
+
+
+import vaezoo.semisup_objectives  # noqa: E402,F401  registers m1, m2, m1m2, untapped in OBJECTIVES

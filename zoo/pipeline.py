@@ -33,6 +33,7 @@ class Pipeline:
         self.decoder_output = config["output"]["decoder"]
         self.is_image = config["input"]["kind"] == "image"
         self.labels = list(config.get("labels", []))
+        self.conditional = bool(config.get("conditional", False))  # decoder(z, y_onehot), encoder(x, y_onehot)
 
     @property
     def id(self) -> str:
@@ -61,9 +62,68 @@ class Pipeline:
             raise UsageError(f"inputs must have shape N x {' x '.join(map(str, self.shape))} for {self.id}, got {tuple(x.shape)}")
         return x.astype(np.float32)
 
+    # -- labels (semi-supervised and other conditional models)
+    def label_index(self, label) -> int:
+        """A class index from an index or a label name (``3`` or ``"3"``)."""
+        if not self.labels:
+            raise UsageError(f"{self.id} has no classes")
+        if str(label) in self.labels:
+            return self.labels.index(str(label))
+        try:
+            i = int(label)
+        except (TypeError, ValueError):
+            i = -1
+        if not 0 <= i < len(self.labels):
+            raise UsageError(f"--label {label!r} is not a class of {self.id} ({', '.join(self.labels)})")
+        return i
+
+    def onehot(self, y) -> np.ndarray:
+        y = np.asarray(y, dtype=np.int64).reshape(-1)
+        out = np.zeros((len(y), len(self.labels)), dtype=np.float32)
+        out[np.arange(len(y)), y] = 1.0
+        return out
+
+    def classify_logits(self, x: np.ndarray) -> np.ndarray:
+        """Classifier logits (N x K); x is N x C x H x W in [0, 1]."""
+        has = getattr(self.backend, "has", None)
+        if not self.labels or (has is not None and not has("classifier")):
+            raise UsageError(f"{self.id} has no classifier (semi-supervised models m1, m2, m1m2, untapped do)")
+        (logits,) = self.backend.run("classifier", self.check_inputs(x))
+        return logits
+
+    def classify(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities q(y|x), N x K."""
+        logits = self.classify_logits(x).astype(np.float64)
+        logits -= logits.max(1, keepdims=True)
+        p = np.exp(logits)
+        return (p / p.sum(1, keepdims=True)).astype(np.float32)
+
+    def analogies(self, rows: int = 10, seed: int = 0, temperature: float = 1.0, x: np.ndarray | None = None) -> np.ndarray:
+        """The paper's analogies: one z per row (prior draws, or the codes of ``x`` under their
+        predicted class), one class per column; returns rows * K images in row-major order."""
+        if not self.conditional:
+            raise UsageError(f"{self.id} is not a conditional model; analogies need one (m2, m1m2, untapped)")
+        k = len(self.labels)
+        if x is not None:
+            y = self.classify_logits(x).argmax(1)
+            z, _ = self.backend.run("encoder", self.check_inputs(x), self.onehot(y))
+        else:
+            z = self.from_generation(self.noise(rows, seed, temperature))
+        z = np.repeat(z.astype(np.float32), k, axis=0)
+        y = np.tile(np.arange(k), len(z) // k)
+        return self.decode(z, y)
+
     # -- the operations
-    def decode(self, z: np.ndarray) -> np.ndarray:
-        (out,) = self.backend.run("decoder", self.check_latents(z))
+    def decode(self, z: np.ndarray, y=None) -> np.ndarray:
+        """Decoder means; conditional models need class indices ``y`` (one per code)."""
+        z = self.check_latents(z)
+        if self.conditional:
+            if y is None:
+                raise UsageError(f"{self.id} is conditional: give a class (--label)")
+            y = np.broadcast_to(np.asarray(y, dtype=np.int64), (len(z),))
+            (out,) = self.backend.run("decoder", z, self.onehot(y))
+        else:
+            (out,) = self.backend.run("decoder", z)
         if self.decoder_output == "logits":
             return sigmoid(out)
         return np.clip(out, 0.0, 1.0) if self.is_image else out.astype(np.float32)
@@ -76,20 +136,33 @@ class Pipeline:
         eps, _ = self.backend.run("prior_forward", self.check_latents(z))
         return eps
 
-    def sample(self, n: int, seed: int = 0, temperature: float = 1.0) -> np.ndarray:
-        return self.decode(self.from_generation(self.noise(n, seed, temperature)))
+    def sample(self, n: int, seed: int = 0, temperature: float = 1.0, label=None) -> np.ndarray:
+        """Samples; conditional models take a class (``label``), else cycle through the classes."""
+        if label is not None and not self.conditional:
+            raise UsageError(f"{self.id} is not conditional; --label needs m2, m1m2 or untapped")
+        eps = self.noise(n, seed, temperature)
+        if not self.conditional:
+            return self.decode(self.from_generation(eps))
+        y = np.full(n, self.label_index(label)) if label is not None else np.arange(n) % len(self.labels)
+        return self.decode(self.from_generation(eps), y)
 
     def encode(self, x: np.ndarray, space: str = "representation") -> tuple[np.ndarray, np.ndarray]:
         """(mu, logvar) of q(z|x); with space='generation', mu is mapped through the flow."""
         if space not in ("representation", "generation"):
             raise UsageError("--space must be 'representation' or 'generation'")
-        mu, logvar = self.backend.run("encoder", self.check_inputs(x))
+        x = self.check_inputs(x)
+        if self.conditional:  # q(z|x, y) under the predicted class
+            mu, logvar = self.backend.run("encoder", x, self.onehot(self.classify_logits(x).argmax(1)))
+        else:
+            mu, logvar = self.backend.run("encoder", x)
         if space == "generation":
             mu = self.to_generation(mu)
         return mu, logvar
 
     def reconstruct(self, x: np.ndarray) -> np.ndarray:
         mu, _ = self.encode(x)
+        if self.conditional:
+            return self.decode(mu, self.classify_logits(self.check_inputs(x)).argmax(1))
         return self.decode(mu)
 
     def traverse(self, x: np.ndarray | None = None, seed: int = 0, dims: list[int] | None = None,

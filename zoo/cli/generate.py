@@ -26,6 +26,7 @@ def sample(
     n: int = typer.Option(64, "-n", "--num", help="Number of samples."),
     seed: int = Seed,
     temperature: float = typer.Option(1.0, "--temperature", "-t", help="Scale of the generation-space noise."),
+    label: Optional[str] = typer.Option(None, "--label", help="Conditional models (m2, m1m2, untapped): the class to generate (default: cycle through the classes)."),
     output: Optional[Path] = Output,
     nrow: Optional[int] = Nrow,
     backend: str = Backend,
@@ -38,7 +39,7 @@ def sample(
 
     output = require_output(output)
     pipe = load_pipeline(model, backend, device)
-    _write(pipe, pipe.sample(n, seed, temperature), output, force, nrow, as_json, "samples")
+    _write(pipe, pipe.sample(n, seed, temperature, label), output, force, nrow, as_json, "samples")
 
 
 @app.command()

@@ -1,0 +1,182 @@
+"""Semi-supervised models: M2's bounds, balanced labels, tiny training runs, parts and generation."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_cli, tiny_recipe, train_tiny
+
+M1_TINY = {"model": {"classifier_hidden": [16], "m1": {"hidden": [32], "latent": 6}}}
+
+
+def test_balanced_labels_fixed_by_seed():
+    from vaezoo.data import load_dataset
+    from vaezoo.semisup_objectives import balanced_labels
+
+    y = load_dataset("mnist5k", "train").y
+    for n in (100, 600, 1000, 3000):
+        idx = balanced_labels(y, n, seed=0)
+        assert len(idx) == n == len(set(idx))
+        assert np.all(np.bincount(y[idx], minlength=10) == n // 10)
+    assert np.array_equal(balanced_labels(y, 100, 0), balanced_labels(y, 100, 0))
+    assert not np.array_equal(balanced_labels(y, 100, 0), balanced_labels(y, 100, 1))
+    five = balanced_labels(y, 100, 0, classes=[0, 1, 2, 3, 4])
+    assert set(y[five]) == {0, 1, 2, 3, 4} and np.all(np.bincount(y[five])[:5] == 20)
+
+
+def _m2(model_id="m2-mnist5k", **extra):
+    from vaezoo.checkpoint import make_config
+    from vaezoo.models import build_model
+
+    rec = tiny_recipe(model_id, **extra)
+    return rec, build_model(make_config(rec))
+
+
+def test_unlabelled_bound_enumerates_y():
+    """U(x) = sum_y q(y|x) L(x,y) + H(q): with a certain classifier it is L(x, that class)."""
+    _, model = _m2()
+    core = model.core
+    x = torch.rand(5, 1, 28, 28)
+    logits = torch.full((5, 10), -1e4)
+    logits[:, 3] = 1e4
+    torch.manual_seed(0)
+    u, _ = core.unlabelled_bound(x, logits)
+    # with the noise turned off (logvar -> -inf), L(x, y) is deterministic and comparable
+    core.encoder.head.bias.data[core.latent:] = -60.0
+    core.encoder.head.weight.data[core.latent:] = 0.0
+    u, _ = core.unlabelled_bound(x, logits)
+    lxy, _, _ = core.labelled_bound(x, torch.full((5,), 3))
+    assert torch.allclose(u, lxy, atol=1e-3)
+    # a uniform classifier averages the K bounds and adds log K
+    u2, _ = core.unlabelled_bound(x, torch.zeros(5, 10))
+    all_l = torch.stack([core.labelled_bound(x, torch.full((5,), c))[0] for c in range(10)], 1)
+    assert torch.allclose(u2, all_l.mean(1) + math.log(10), atol=1e-3)
+
+
+def test_m2_objective_has_labels_in_every_batch_and_alpha():
+    from vaezoo.data import load_dataset
+    from vaezoo.objectives import build_objective
+
+    rec, model = _m2("m2-100-mnist5k")
+    ds = load_dataset("mnist5k", "train")
+    obj = build_objective(rec, len(ds))
+    obj.attach(ds, "cpu")
+    assert len(obj.labelled) == 100
+    assert obj.alpha_eff() == pytest.approx(0.1 * 4500 / 100)
+    xl, yl = obj.labelled.batch(7, 100)
+    xl2, yl2 = obj.labelled.batch(7, 100)
+    assert torch.equal(yl, yl2) and len(set(yl.tolist())) == 10
+    loss, stats = obj(model, torch.from_numpy(ds.float_batch(slice(0, 16))), 0)
+    assert torch.isfinite(loss) and "ce" in stats and "kl" in stats
+    loss.backward()
+    assert model.core.classifier.net[0].weight.grad.abs().sum() > 0
+
+
+@pytest.fixture(scope="module")
+def tiny_m2(tmp_path_factory):
+    return train_tiny("m2-100-mnist5k", tmp_path_factory.mktemp("ck") / "m2-100-mnist5k")
+
+
+def test_m2_trains_and_records_labels(tiny_m2):
+    metrics = json.loads((tiny_m2 / "metrics.json").read_text())
+    assert metrics["labels"]["labelled"] == 100 and metrics["labels"]["per_class"] == [10] * 10
+    val = metrics["validation"]
+    assert 0 <= val["error_rate"] <= 1 and val["cross_entropy"] > 0 and "protocol" in val
+    cfg = json.loads((tiny_m2 / "config.json").read_text())
+    assert cfg["conditional"] is True and cfg["label_budget"] == 100
+
+
+def test_m2_parts_plain_tensors(tiny_m2):
+    from vaezoo.checkpoint import load_model
+
+    model, _ = load_model(tiny_m2)
+    parts = model.parts()
+    x, y = torch.rand(3, 1, 28, 28), torch.eye(10)[:3]
+    mu, logvar = parts["encoder"](x, y)
+    assert mu.shape == logvar.shape == (3, 4)
+    assert parts["decoder"](mu, y).shape == (3, 1, 28, 28)
+    assert parts["classifier"](x).shape == (3, 10)
+
+
+def test_pipeline_label_sampling_and_analogies(tiny_m2):
+    from vaezoo.backends import TorchBackend
+    from vaezoo.checkpoint import read_config
+    from vaezoo.errors import UsageError
+    from vaezoo.pipeline import Pipeline
+
+    pipe = Pipeline(read_config(tiny_m2), TorchBackend(tiny_m2), tiny_m2)
+    s3 = pipe.sample(4, seed=1, label=3)
+    s5 = pipe.sample(4, seed=1, label="5")
+    assert s3.shape == (4, 1, 28, 28) and not np.allclose(s3, s5)
+    assert np.allclose(s3, pipe.sample(4, seed=1, label=3))
+    grid = pipe.analogies(rows=2, seed=0)
+    assert grid.shape == (20, 1, 28, 28)
+    assert np.allclose(grid[3], pipe.decode(pipe.noise(2, 0)[:1], [3])[0])
+    with pytest.raises(UsageError):
+        pipe.sample(2, label=12)
+    probs = pipe.classify(np.random.rand(3, 1, 28, 28).astype(np.float32))
+    assert probs.shape == (3, 10) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_cli_sample_label_and_analogies(tiny_m2, tmp_path):
+    r = run_cli("sample", str(tiny_m2), "--label", "3", "-n", "4", "-o", str(tmp_path / "s.npy"), "--backend", "torch")
+    assert r.returncode == 0, r.stderr
+    assert np.load(tmp_path / "s.npy").shape == (4, 1, 28, 28)
+    r = run_cli("analogies", str(tiny_m2), "--rows", "3", "-o", str(tmp_path / "a.png"), "--backend", "torch")
+    assert r.returncode == 0, r.stderr
+    from PIL import Image
+
+    assert Image.open(tmp_path / "a.png").size[0] > Image.open(tmp_path / "a.png").size[1]
+
+
+@pytest.mark.parametrize("model_id,extra", [("m1-100-mnist5k", M1_TINY), ("m1m2-100-mnist5k", M1_TINY),
+                                             ("untapped-mnist5k", {})])
+def test_other_models_train_and_export_parts(model_id, extra, tmp_path):
+    from vaezoo.checkpoint import load_model
+
+    out = train_tiny(model_id, tmp_path / model_id, **extra)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "error_rate" in metrics["validation"] and metrics["labels"]["labelled"] > 0
+    model, cfg = load_model(out)
+    parts = model.parts()
+    x = torch.rand(2, 1, 28, 28)
+    assert parts["classifier"](x).shape == (2, 10)
+    if cfg["conditional"]:
+        mu, _ = parts["encoder"](x, torch.eye(10)[:2])
+        assert parts["decoder"](mu, torch.eye(10)[:2]).shape == (2, 1, 28, 28)
+    if model_id.startswith("m1m2"):
+        assert parts["m1_encoder"](x)[0].shape == (2, 6)
+
+
+def test_m1_two_stages_freeze_the_vae():
+    """Stage 2 of M1 trains only the head on latent means; the encoder gets no gradient."""
+    from vaezoo.data import load_dataset
+    from vaezoo.objectives import build_objective
+
+    rec, model = _m2("m1-100-mnist5k", **M1_TINY)
+    ds = load_dataset("mnist5k", "train")
+    obj = build_objective(rec, len(ds))
+    obj.attach(ds, "cpu")
+    x = torch.from_numpy(ds.float_batch(slice(0, 8)))
+    loss, st = obj(model, x, obj.vae_steps())
+    loss.backward()
+    assert float(st["stage"]) == 2.0
+    assert all(p.grad is None for p in model.encoder.parameters())
+    assert model.head.net[0].weight.grad is not None
+
+
+def test_recipes_exist_for_budgets():
+    from vaezoo.recipes import list_ids, resolve
+
+    ids = set(list_ids())
+    for fam in ("m2", "m1", "m1m2"):
+        for n in (100, 600, 1000, 3000):
+            for ds in ("mnist", "mnist5k"):
+                rec = resolve(f"{fam}-{n}-{ds}")
+                assert rec["data"]["labels"] == n
+    assert "m1m2-svhn" in ids and "untapped-mnist5k" in ids and "m2-mnist5k" in ids

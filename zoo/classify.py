@@ -1,0 +1,614 @@
+"""The streaming classification engine behind `vaezoo classify` and `vaezoo evaluate` (no torch).
+
+Inputs, in the order given; folders are walked recursively, entries sorted by name at every level:
+
+* image files (PNG, JPEG, BMP, GIF, WebP, TIFF): one item each;
+* ``.npy`` arrays of ``N x 28 x 28``, ``N x 784``, ``N x 1 x 28 x 28`` (or ``N x H x W x C``),
+  memory-mapped: uint8 is read as 0-255; other dtypes are checked on their first rows and read as
+  0-1 or 0-255, and the choice is printed on stderr;
+* IDX files (``*-idx3-ubyte``, ``*.idx``, optionally ``.gz``), as in the MNIST distribution.
+
+The whole stream is counted first (file headers only) so ``--shard i/n`` can take the contiguous
+items ``[floor((i-1) T / n), floor(i T / n))`` of the T items: concatenating the n shard outputs in
+order gives the unsharded output. Items are then read lazily and classified in batches, so memory
+stays flat and the first rows are written before the last input is read. A file that cannot be
+read becomes an error row (and a line on stderr); the rest are still classified.
+
+Image conversion for grey 28x28 models (MNIST-like): colour -> grey (alpha composited onto white),
+other sizes resized to 28x28 with Lanczos after padding to a square, dark-on-light images inverted
+(MNIST digits are light on dark; decided from the border pixels). Each is a warning that says what
+was done. Images with an aspect ratio beyond 2:1 or a side under 8 pixels are refused (error row).
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import struct
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from vaezoo.errors import UsageError
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+NPY_MAGIC = b"\x93NUMPY"
+MAX_ASPECT = 2.0
+MIN_SIDE = 8
+
+
+def is_idx_name(name: str) -> bool:
+    n = name.lower()
+    if n.endswith(".gz"):
+        n = n[:-3]
+    return n.endswith(".idx") or "idx3-ubyte" in n or "idx4-ubyte" in n or n.endswith("-ubyte") or n.endswith(".idx3")
+
+
+def kind_of(path: Path) -> str | None:
+    """image / npy / idx by name; None when a folder walk should skip the file."""
+    suf = path.suffix.lower()
+    if suf in IMAGE_EXTS:
+        return "image"
+    if suf == ".npy":
+        return "npy"
+    if is_idx_name(path.name):
+        return "idx"
+    return None
+
+
+def sniff(path: Path) -> str:
+    """The kind of an explicitly named file, from its first bytes when the name does not say."""
+    k = kind_of(path)
+    if k:
+        return k
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return "image"  # reading it will report the error
+    if head.startswith(NPY_MAGIC):
+        return "npy"
+    if len(head) >= 4 and head[:2] == b"\0\0" and head[2] in IDX_TYPES:
+        return "idx"
+    return "image"
+
+
+# ---------------------------------------------------------------- warnings
+class Notes:
+    """Warnings on stderr: the first few of each kind in full, then a count at the end."""
+
+    def __init__(self, limit: int = 5, stream=None):
+        self.limit, self.counts, self.stream = limit, {}, stream or sys.stderr
+
+    def warn(self, kind: str, msg: str) -> None:
+        c = self.counts[kind] = self.counts.get(kind, 0) + 1
+        if c <= self.limit:
+            print(f"warning: {msg}", file=self.stream, flush=True)
+        elif c == self.limit + 1:
+            print(f"warning: more '{kind}' warnings follow; counting them instead", file=self.stream, flush=True)
+
+    def error(self, msg: str) -> None:
+        print(f"error: {msg}", file=self.stream, flush=True)
+
+    def summary(self) -> None:
+        for kind, c in self.counts.items():
+            if c > self.limit:
+                print(f"warning: {c} inputs in all: {kind}", file=self.stream, flush=True)
+
+
+# ---------------------------------------------------------------- walking the inputs
+@dataclass
+class Entry:
+    path: Path
+    kind: str            # image | npy | idx | missing
+    count: int = 1       # items (arrays: rows; unreadable files: 1 error row)
+    error: str | None = None
+    info: dict = field(default_factory=dict)
+
+
+def walk(paths: list[str], notes: Notes) -> Iterator[tuple[Path, str]]:
+    """(path, kind) in deterministic order; folders recursive with entries sorted by name."""
+    if not paths:
+        raise UsageError("no inputs given")
+    for p in map(Path, paths):
+        if p.is_dir():
+            yield from _walk_dir(p, notes)
+        elif p.is_file():
+            yield p, sniff(p)
+        else:
+            yield p, "missing"
+
+
+def _walk_dir(folder: Path, notes: Notes) -> Iterator[tuple[Path, str]]:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        notes.error(f"cannot list folder {folder}: {exc}")
+        yield folder, "missing"
+        return
+    for e in entries:
+        path = Path(e.path)
+        if e.is_dir(follow_symlinks=True):
+            yield from _walk_dir(path, notes)
+        elif e.is_file(follow_symlinks=True):
+            k = kind_of(path)
+            if k:
+                yield path, k
+            elif not e.name.startswith("."):
+                notes.warn("skipped files", f"{path}: skipped (not an image, .npy or IDX file)")
+
+
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    with open(path, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read(fh)
+    return tuple(shape), np.dtype(dtype)
+
+
+def _idx_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int, bool]:
+    gz = path.name.lower().endswith(".gz")
+    opener = gzip.open if gz else open
+    with opener(path, "rb") as fh:
+        head = fh.read(4)
+        if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in IDX_TYPES:
+            raise ValueError("not an IDX file (bad magic number)")
+        nd = head[3]
+        dims = struct.unpack(f">{nd}I", fh.read(4 * nd))
+    return tuple(dims), np.dtype(IDX_TYPES[head[2]]), 4 + 4 * nd, gz
+
+
+def inspect(path: Path, kind: str) -> Entry:
+    """Count a file's items from its header; an unreadable header is one error item."""
+    if kind == "missing":
+        return Entry(path, kind, 1, f"input {path} does not exist")
+    if kind == "image":
+        return Entry(path, kind)
+    try:
+        if kind == "npy":
+            shape, dtype = _npy_header(path)
+            info = {"shape": shape, "dtype": dtype}
+            size = path.stat().st_size
+        else:
+            shape, dtype, offset, gz = _idx_header(path)
+            info = {"shape": shape, "dtype": dtype, "offset": offset, "gz": gz}
+        if len(shape) < 2 or shape[0] == 0:
+            what = "labels (1-d)" if len(shape) == 1 else "no examples"
+            return Entry(path, kind, 1, f"{path} holds {what}, not images (shape {shape})")
+        return Entry(path, kind, int(shape[0]), None, info)
+    except Exception as exc:  # truncated or foreign file: one error row
+        return Entry(path, kind, 1, f"cannot read {path}: {exc}")
+
+
+# ---------------------------------------------------------------- reading
+def fit_array_shape(arr_shape: tuple[int, ...], shape: tuple[int, ...]) -> str | None:
+    """How rows of ``arr_shape[1:]`` map to the model's (C, H, W): 'same', 'flat', 'grey', 'hwc' or None."""
+    rest = tuple(arr_shape[1:])
+    c, h, w = shape
+    if rest == tuple(shape):
+        return "same"
+    if rest == (c * h * w,):
+        return "flat"
+    if c == 1 and rest == (h, w):
+        return "grey"
+    if rest == (h, w, c):
+        return "hwc"
+    return None
+
+
+def to_model_rows(block: np.ndarray, layout: str, shape, scale: float) -> np.ndarray:
+    n = block.shape[0]
+    if layout == "hwc":
+        block = np.moveaxis(np.asarray(block), -1, 1)
+    x = np.asarray(block, dtype=np.float32).reshape((n, *shape))
+    if scale != 1.0:
+        x *= np.float32(scale)
+    return x
+
+
+class ImageReader:
+    """One image file -> C x H x W float32 in [0, 1], converted (with a warning) or refused."""
+
+    def __init__(self, shape: tuple[int, ...], notes: Notes, mnist_like: bool):
+        self.shape, self.notes, self.mnist_like = shape, notes, mnist_like
+
+    def __call__(self, path: Path) -> np.ndarray:
+        from PIL import Image
+
+        c, h, w = self.shape
+        want = "L" if c == 1 else "RGB"
+        done = []
+        with Image.open(path) as im:
+            im.load()
+            if getattr(im, "n_frames", 1) > 1:
+                done.append("used the first frame")
+            mode = im.mode
+            if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
+                im = im.convert("RGBA")
+                bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(bg, im)
+                done.append("composited transparency onto white")
+            if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                arr = np.asarray(im, dtype=np.float32)
+                top = 65535.0 if mode.startswith("I;16") else max(float(arr.max()), 1.0)
+                im = Image.fromarray(np.clip(arr / top * 255.0, 0, 255).astype(np.uint8))
+                done.append(f"scaled {mode} to 8 bits")
+            if im.mode != want:
+                if im.mode not in ("P", "RGBA") or want == "L":
+                    if not (im.mode == "P" and want == "RGB"):
+                        done.append(f"converted {mode} to {'greyscale' if want == 'L' else 'RGB'}")
+                im = im.convert(want)
+            iw, ih = im.size
+            if (iw, ih) != (w, h):
+                if min(iw, ih) < MIN_SIDE or max(iw, ih) / min(iw, ih) > MAX_ASPECT:
+                    raise ValueError(f"is {iw}x{ih}; refusing to turn it into a {w}x{h} image "
+                                     f"(aspect ratio over {MAX_ASPECT:g}:1 or a side under {MIN_SIDE} px)")
+                if iw != ih:
+                    side = max(iw, ih)
+                    arr0 = np.asarray(im)
+                    border = np.concatenate([arr0[0].ravel(), arr0[-1].ravel(), arr0[:, 0].ravel(), arr0[:, -1].ravel()])
+                    fill = int(np.median(border)) if want == "L" else tuple(int(v) for v in np.median(border.reshape(-1, 3), 0))
+                    sq = Image.new(want, (side, side), fill)
+                    sq.paste(im, ((side - iw) // 2, (side - ih) // 2))
+                    im = sq
+                im = im.resize((w, h), Image.LANCZOS)
+                done.append(f"resized {iw}x{ih} to {w}x{h}")
+            arr = np.asarray(im, dtype=np.float32) / 255.0
+        if self.mnist_like:
+            border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
+            if border.mean() > 0.5:
+                arr = 1.0 - arr
+                done.append("inverted a dark-on-light image (the model expects light digits on a dark background)")
+        if done:
+            self.notes.warn("converted images", f"{path}: " + "; ".join(done))
+        return arr[None] if c == 1 else arr.transpose(2, 0, 1)
+
+
+@dataclass
+class Block:
+    """A run of consecutive items: ``x`` rows (or one error) from one source file."""
+
+    source: str
+    start: int | None    # index of the first row inside the file (None for an image file)
+    x: np.ndarray | None
+    error: str | None = None
+
+    def __len__(self) -> int:
+        return 1 if self.x is None else len(self.x)
+
+
+class Reader:
+    """Blocks of items [lo, hi) of the counted stream."""
+
+    def __init__(self, shape, notes: Notes, chunk: int = 4096, mnist_like: bool = True):
+        self.shape, self.notes, self.chunk = tuple(shape), notes, chunk
+        self.image = ImageReader(self.shape, notes, mnist_like)
+
+    def blocks(self, entries: Iterator[Entry], lo: int, hi: int) -> Iterator[Block]:
+        pos = 0
+        for e in entries:
+            a, b = max(lo, pos), min(hi, pos + e.count)
+            pos += e.count
+            if a >= b:
+                if pos >= hi:
+                    return
+                continue
+            if e.error:
+                self.notes.error(e.error)
+                yield Block(str(e.path), None, None, e.error)
+            elif e.kind == "image":
+                try:
+                    yield Block(str(e.path), None, self.image(e.path)[None])
+                except Exception as exc:
+                    msg = str(exc) if isinstance(exc, ValueError) and str(exc).startswith("is ") else f"cannot read image: {exc}"
+                    msg = f"{e.path} {msg}" if msg.startswith("is ") else f"{e.path}: {msg}"
+                    self.notes.error(msg)
+                    yield Block(str(e.path), None, None, msg)
+            else:
+                yield from self._array(e, a - (pos - e.count), b - (pos - e.count))
+
+    def _open_array(self, e: Entry):
+        if e.kind == "npy":
+            try:
+                return np.load(e.path, mmap_mode="r", allow_pickle=False)
+            except ValueError:
+                return np.load(e.path, allow_pickle=False)
+        shape, dtype, off, gz = e.info["shape"], e.info["dtype"], e.info["offset"], e.info["gz"]
+        if not gz:
+            return np.memmap(e.path, dtype=dtype, mode="r", offset=off, shape=shape)
+        return _GzIdx(e.path, shape, dtype, off)
+
+    def _array(self, e: Entry, a: int, b: int) -> Iterator[Block]:
+        src = str(e.path)
+        try:
+            arr = self._open_array(e)
+            layout = fit_array_shape(arr.shape, self.shape)
+            if layout is None:
+                c, h, w = self.shape
+                raise ValueError(f"has shape {tuple(arr.shape)}; expected N x {c} x {h} x {w}, N x {h} x {w} or N x {c * h * w}")
+            scale, clip = self._scale(e, arr)
+        except Exception as exc:
+            msg = f"{src} {exc}" if str(exc).startswith("has ") else f"cannot read {src}: {exc}"
+            self.notes.error(msg)
+            yield Block(src, None, None, msg)
+            return
+        for s in range(a, b, self.chunk):
+            t = min(b, s + self.chunk)
+            try:
+                x = to_model_rows(arr[s:t], layout, self.shape, scale)
+            except Exception as exc:  # truncated data part
+                msg = f"cannot read rows {s}..{t - 1} of {src}: {exc}"
+                self.notes.error(msg)
+                for i in range(s, t):
+                    yield Block(src, i, None, msg)
+                continue
+            if clip:
+                lo_, hi_ = float(x.min()), float(x.max())
+                if lo_ < 0 or hi_ > 1:
+                    self.notes.warn("clipped values", f"{src} rows {s}..{t - 1}: values {lo_:.3g}..{hi_:.3g} clipped to [0, 1]")
+                    np.clip(x, 0, 1, out=x)
+            yield Block(src, s, x)
+
+    def _scale(self, e: Entry, arr) -> tuple[float, bool]:
+        """1/255 for uint8 and for 0-255 data, 1 for 0-1 data; say which on stderr."""
+        n, dt = arr.shape[0], arr.dtype
+        shape_s = " x ".join(map(str, arr.shape))
+        if dt == np.uint8:
+            print(f"{e.path}: {shape_s} uint8, read as 0-255 (scaled by 1/255)", file=self.notes.stream, flush=True)
+            return 1.0 / 255.0, False
+        if dt == np.bool_:
+            print(f"{e.path}: {shape_s} bool, read as 0/1", file=self.notes.stream, flush=True)
+            return 1.0, False
+        if not np.issubdtype(dt, np.number):
+            raise ValueError(f"has dtype {dt}; expected uint8 or float")
+        head = np.asarray(arr[: min(n, 1000)], dtype=np.float64)
+        lo, hi = float(head.min()), float(head.max())
+        if lo >= 0 and hi <= 1.0:
+            print(f"{e.path}: {shape_s} {dt}, values in [0, 1]: read as 0-1", file=self.notes.stream, flush=True)
+            return 1.0, True
+        if lo >= 0 and hi <= 255.0:
+            print(f"{e.path}: {shape_s} {dt}, values up to {hi:.4g}: read as 0-255 (scaled by 1/255)", file=self.notes.stream, flush=True)
+            return 1.0 / 255.0, True
+        raise ValueError(f"has values {lo:.4g}..{hi:.4g}; expected uint8 0-255 or float 0-1 (or 0-255)")
+
+
+class _GzIdx:
+    """Sequential row access to a gzipped IDX file (slices must move forward)."""
+
+    def __init__(self, path: Path, shape, dtype, offset: int):
+        self.path, self.shape, self.dtype, self.offset = path, tuple(shape), np.dtype(dtype), offset
+        self.row = math.prod(shape[1:]) * self.dtype.itemsize
+        self.fh = gzip.open(path, "rb")
+        self.fh.seek(offset)
+        self.pos = 0
+
+    def __getitem__(self, sl: slice) -> np.ndarray:
+        start, stop = sl.start or 0, min(sl.stop if sl.stop is not None else self.shape[0], self.shape[0])
+        if start != self.pos:
+            self.fh.seek(self.offset + start * self.row)
+        data = self.fh.read((stop - start) * self.row)
+        if len(data) != (stop - start) * self.row:
+            raise ValueError("file is truncated")
+        self.pos = stop
+        return np.frombuffer(data, dtype=self.dtype).reshape((stop - start, *self.shape[1:]))
+
+
+# ---------------------------------------------------------------- batching and classifying
+def parse_shard(spec: str | None) -> tuple[int, int]:
+    """'i/n' (1-based, like GNU split's K/N) -> (i, n); None -> (1, 1)."""
+    if not spec:
+        return 1, 1
+    try:
+        i, n = (int(v) for v in spec.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard must look like i/n (e.g. 2/8), not {spec!r}") from None
+    if n < 1 or not 1 <= i <= n:
+        raise UsageError(f"--shard {spec}: need 1 <= i <= n (shards are numbered from 1)")
+    return i, n
+
+
+def shard_range(total: int, i: int, n: int) -> tuple[int, int]:
+    return (i - 1) * total // n, i * total // n
+
+
+def batches(blocks: Iterator[Block], size: int) -> Iterator[tuple[list[tuple[Block, int, int]], np.ndarray | None]]:
+    """Group blocks into batches of at most ``size`` rows: (pieces, x) with pieces (block, a, b)."""
+    pieces: list[tuple[Block, int, int]] = []
+    xs: list[np.ndarray] = []
+    rows = 0
+    for blk in blocks:
+        if blk.x is None:
+            pieces.append((blk, 0, 1))
+            continue
+        a = 0
+        while a < len(blk.x):
+            b = min(len(blk.x), a + size - rows)
+            pieces.append((blk, a, b))
+            xs.append(blk.x[a:b])
+            rows += b - a
+            a = b
+            if rows >= size:
+                yield pieces, (xs[0] if len(xs) == 1 else np.concatenate(xs))
+                pieces, xs, rows = [], [], 0
+    if pieces:
+        yield pieces, (np.concatenate(xs) if xs else None)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64)
+    z -= z.max(1, keepdims=True)
+    p = np.exp(z)
+    return (p / p.sum(1, keepdims=True)).astype(np.float32)
+
+
+class Progress:
+    """Items done / total on stderr: redrawn on a TTY, a line every few seconds otherwise."""
+
+    def __init__(self, total: int, enabled: bool = True, desc: str = "classify"):
+        self.total, self.enabled, self.desc = total, enabled, desc
+        self.tty = sys.stderr.isatty()
+        self.t0 = self.last = time.perf_counter()
+        self.n = 0
+
+    def update(self, k: int) -> None:
+        self.n += k
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if now - self.last < (0.2 if self.tty else 5.0) and self.n < self.total:
+            return
+        self.last = now
+        rate = self.n / max(now - self.t0, 1e-9)
+        fill = int(24 * self.n / max(self.total, 1))
+        line = f"{self.desc} [{'#' * fill}{'.' * (24 - fill)}] {self.n}/{self.total} {rate:.0f} items/s"
+        sys.stderr.write(("\r" + line + "\033[K") if self.tty else line + "\n")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+@dataclass
+class Summary:
+    total: int = 0          # items in the whole stream
+    shard: tuple[int, int] = (1, 1)
+    items: int = 0          # items in this shard
+    classified: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+
+
+def count_entries(paths: list[str]) -> int:
+    with open(os.devnull, "w") as sink:
+        return sum(inspect(p, k).count for p, k in walk(paths, Notes(limit=0, stream=sink)))
+
+
+def run(pipe, paths: list[str], writer, *, batch_size: int = 512, shard: str | None = None,
+        progress: bool = True, notes: Notes | None = None) -> Summary:
+    """Classify ``paths`` through ``pipe`` (a Pipeline; its backend runs the 'classifier' part),
+    writing one row per item with ``writer.write(items)``. Returns the summary."""
+    notes = notes or Notes()
+    if batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    shape = tuple(pipe.shape)
+    if len(shape) != 3:
+        raise UsageError(f"{pipe.id} does not take images")
+    if not pipe.labels:
+        raise UsageError(f"{pipe.id} has no classifier (semi-supervised models m1, m2, m1m2, untapped do)")
+    i, n = parse_shard(shard)
+    t0 = time.perf_counter()
+    total = count_entries(paths)          # pass 1: headers only
+    lo, hi = shard_range(total, i, n)
+    summ = Summary(total=total, shard=(i, n), items=hi - lo)
+    writer.begin(hi - lo, len(pipe.labels))
+    bar = Progress(hi - lo, progress)
+    mnist_like = shape[0] == 1 and pipe.config.get("output", {}).get("likelihood") == "bernoulli"
+    reader = Reader(shape, notes, chunk=max(batch_size, 1024), mnist_like=mnist_like)
+    entries = (inspect(p, k) for p, k in walk(paths, notes))   # pass 2: read lazily
+    item = lo
+    for pieces, x in batches(reader.blocks(entries, lo, hi), batch_size):
+        logits = pipe.classify_logits(x) if x is not None else None
+        rows = []
+        r = 0
+        for blk, a, b in pieces:
+            if blk.x is None:
+                rows.append((item, blk.source, blk.start, None, blk.error))
+                item += 1
+                summ.failed += 1
+                continue
+            for j in range(a, b):
+                idx = None if blk.start is None else blk.start + j
+                rows.append((item, blk.source, idx, r, None))
+                item += 1
+                r += 1
+            summ.classified += b - a
+        writer.write(rows, logits)
+        bar.update(len(rows))
+    bar.close()
+    writer.end()
+    notes.summary()
+    summ.seconds = time.perf_counter() - t0
+    return summ
+
+
+# ---------------------------------------------------------------- writers
+class RowWriter:
+    """csv / jsonl rows: item, source, index, label, prob, top-k, error."""
+
+    def __init__(self, fh, fmt: str, labels: list[str], top_k: int):
+        self.fh, self.fmt, self.labels, self.k = fh, fmt, list(labels), top_k
+
+    def begin(self, n: int, k: int) -> None:
+        self.k = max(1, min(self.k, k))
+        if self.fmt == "csv":
+            cols = ["item", "source", "index", "label", "prob"]
+            for j in range(2, self.k + 1):
+                cols += [f"label_{j}", f"prob_{j}"]
+            self.fh.write(",".join(cols + ["error"]) + "\n")
+
+    def write(self, rows, logits) -> None:
+        if logits is not None:
+            p = softmax(logits)
+            k = self.k
+            top = np.argsort(-p, axis=1, kind="stable")[:, :k]
+            topp = np.take_along_axis(p, top, 1)
+        out = []
+        if self.fmt == "csv":
+            for item, src, idx, r, err in rows:
+                s = _csv(src)
+                i = "" if idx is None else str(idx)
+                if err is not None:
+                    out.append(f"{item},{s},{i},,{',' * (2 * (self.k - 1))},{_csv(err)}\n")
+                    continue
+                parts = [f"{self.labels[top[r, j]]},{topp[r, j]:.6f}" for j in range(self.k)]
+                out.append(f"{item},{s},{i},{','.join(parts)},\n")
+        else:
+            import json
+
+            for item, src, idx, r, err in rows:
+                if err is not None:
+                    rec = {"item": item, "source": src, "index": idx, "label": None, "prob": None, "top_k": [], "error": err}
+                else:
+                    tk = [{"label": self.labels[top[r, j]], "prob": round(float(topp[r, j]), 6)} for j in range(self.k)]
+                    rec = {"item": item, "source": src, "index": idx, "label": tk[0]["label"], "prob": tk[0]["prob"], "top_k": tk, "error": None}
+                out.append(json.dumps(rec) + "\n")
+        self.fh.write("".join(out))
+        self.fh.flush()
+
+    def end(self) -> None:
+        self.fh.flush()
+
+
+def _csv(s: str) -> str:
+    if any(c in s for c in ',"\n\r'):
+        return '"' + s.replace('"', '""') + '"'
+    return s
+
+
+class NpyWriter:
+    """logits.npy: N x K float32, one row per item in order; failed items are NaN rows."""
+
+    def __init__(self, fh):
+        self.fh = fh
+
+    def begin(self, n: int, k: int) -> None:
+        self.k = k
+        np.lib.format.write_array_header_1_0(self.fh, {"descr": "<f4", "fortran_order": False, "shape": (n, k)})
+
+    def write(self, rows, logits) -> None:
+        out = np.full((len(rows), self.k), np.nan, dtype="<f4")
+        for j, (_, _, _, r, err) in enumerate(rows):
+            if err is None:
+                out[j] = logits[r]
+        self.fh.write(out.tobytes())
+
+    def end(self) -> None:
+        self.fh.flush()

@@ -1,0 +1,246 @@
+"""Classification commands: classify (batch jobs), evaluate (error rate on labelled data), analogies.
+
+None of them imports torch with ``--backend onnx`` (or auto with exported graphs).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+import typer
+
+from vaezoo.cli import app
+from vaezoo.cli.options import Backend, Device, Force, Json, Model, Nrow, Output, Seed, emit, require_output
+
+EXIT_SOME_FAILED = 3
+
+
+@app.command()
+def classify(
+    model: str = Model,
+    inputs: List[str] = typer.Argument(..., help="Image files, folders (recursive, sorted), .npy arrays or IDX files."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="preds.csv, preds.jsonl or logits.npy (default: CSV on stdout)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="csv or jsonl on stdout (default csv; -o picks by extension)."),
+    batch_size: int = typer.Option(512, "--batch-size", help="Items per classifier call."),
+    top_k: int = typer.Option(1, "--top-k", help="Also write the k most likely classes and their probabilities."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="i/n: classify only the i-th of n contiguous parts of the input (1-based)."),
+    backend: str = Backend,
+    device: str = Device,
+    force: bool = Force,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stderr when done."),
+) -> None:
+    """Classify images in a batch job: one row per input item (source, index, label, probability, top-k).
+
+    Streams: rows are written as batches finish, memory stays flat. An unreadable input becomes an
+    error row and a line on stderr; the others are still classified, and the exit code is 3.
+    """
+    from vaezoo import classify as engine
+    from vaezoo.errors import UsageError
+    from vaezoo.fileio import atomic_path, check_writable
+    from vaezoo.pipeline import load_pipeline
+
+    if top_k < 1:
+        raise UsageError("--top-k must be at least 1")
+    engine.parse_shard(shard)
+    kind = fmt or "csv"
+    if output is not None:
+        ext = output.suffix.lower()
+        kinds = {".csv": "csv", ".jsonl": "jsonl", ".npy": "npy"}
+        if ext not in kinds:
+            raise UsageError(f"unsupported output {output}: use .csv, .jsonl or .npy (logits)")
+        kind = kinds[ext]
+        check_writable(output, force)
+    elif kind not in ("csv", "jsonl"):
+        raise UsageError("--format must be csv or jsonl")
+    pipe = load_pipeline(model, backend, device)
+
+    def go(fh):
+        writer = engine.NpyWriter(fh) if kind == "npy" else engine.RowWriter(fh, kind, pipe.labels, top_k)
+        return engine.run(pipe, inputs, writer, batch_size=batch_size, shard=shard, progress=not quiet)
+
+    if output is None:
+        summ = go(sys.stdout)
+    else:
+        with atomic_path(output) as tmp:
+            mode = "wb" if kind == "npy" else "w"
+            with open(tmp, mode, **({} if kind == "npy" else {"encoding": "utf-8", "newline": ""})) as fh:
+                summ = go(fh)
+    rate = summ.items / max(summ.seconds, 1e-9)
+    where = f" -> {output}" if output else ""
+    msg = (f"classified {summ.classified} of {summ.items} items"
+           + (f" (shard {summ.shard[0]}/{summ.shard[1]} of {summ.total})" if summ.shard[1] > 1 else "")
+           + (f", {summ.failed} FAILED" if summ.failed else "")
+           + f" in {summ.seconds:.1f}s ({rate:.0f} items/s, backend {pipe.backend.name}){where}")
+    print(msg, file=sys.stderr)
+    if as_json:
+        print(json.dumps({"model": pipe.id, "backend": pipe.backend.name, "items": summ.items, "total": summ.total,
+                          "shard": list(summ.shard), "classified": summ.classified, "failed": summ.failed,
+                          "seconds": round(summ.seconds, 3), "output": str(output) if output else None}), file=sys.stderr)
+    if summ.failed:
+        raise typer.Exit(EXIT_SOME_FAILED)
+
+
+# ---------------------------------------------------------------- evaluate
+class _EvalWriter:
+    """Accumulates error and cross-entropy from the engine's rows; labels come from ``label_of``."""
+
+    def __init__(self, label_of, k: int):
+        self.label_of, self.k = label_of, k
+        self.n = self.err = 0
+        self.ce = 0.0
+        self.failed: list[str] = []
+        self.confusion = np.zeros((k, k), dtype=np.int64)
+
+    def begin(self, n, k):
+        pass
+
+    def end(self):
+        pass
+
+    def add(self, logits: np.ndarray, y: np.ndarray) -> None:
+        z = logits.astype(np.float64)
+        z -= z.max(1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+        pred = logp.argmax(1)
+        self.n += len(y)
+        self.err += int((pred != y).sum())
+        self.ce += float(-logp[np.arange(len(y)), y].sum())
+        np.add.at(self.confusion, (y, pred), 1)
+
+    def write(self, rows, logits) -> None:
+        ys, rs = [], []
+        for _, src, idx, r, err in rows:
+            if err is not None:
+                self.failed.append(src)
+                continue
+            y = self.label_of(src, idx)
+            if y is None:
+                self.failed.append(src)
+                continue
+            ys.append(y)
+            rs.append(r)
+        if rs:
+            self.add(logits[rs], np.asarray(ys))
+
+
+def _labelled_arrays(spec: str, pipe):
+    """dataset[:split] or an .npz with x and y -> (x uint8/float array, y int array, description)."""
+    from vaezoo.data import DATASETS, load_dataset
+    from vaezoo.errors import UsageError
+
+    name, _, split = spec.partition(":")
+    if name in DATASETS:
+        ds = load_dataset(name, split or "test")
+        if ds.y is None:
+            raise UsageError(f"{name} has no labels")
+        return ds.x, ds.y, f"{name} split {ds.split} ({len(ds)} examples)"
+    path = Path(spec)
+    if path.suffix.lower() == ".npz" and path.is_file():
+        with np.load(path, allow_pickle=False) as z:
+            if "x" not in z or "y" not in z:
+                raise UsageError(f"{path} must hold arrays 'x' (images) and 'y' (labels)")
+            return z["x"], z["y"], f"{path} ({len(z['y'])} examples)"
+    return None
+
+
+@app.command()
+def evaluate(
+    model: str = Model,
+    data: str = typer.Option(..., "--data", help="dataset[:split] (e.g. mnist5k:val, mnist:test), a folder of class-named subfolders (3/x.png), an .npz with x and y, or IDX images with --labels."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="IDX label file for IDX (or .npy) images given in --data."),
+    batch_size: int = typer.Option(512, "--batch-size"),
+    backend: str = Backend,
+    device: str = Device,
+    as_json: bool = Json,
+) -> None:
+    """Error rate and cross-entropy of a model's classifier q(y|x) on labelled data."""
+    from vaezoo import classify as engine
+    from vaezoo.errors import UsageError
+    from vaezoo.pipeline import load_pipeline
+
+    pipe = load_pipeline(model, backend, device)
+    if not pipe.labels:
+        raise UsageError(f"{pipe.id} has no classifier")
+    k = len(pipe.labels)
+    arrays = _labelled_arrays(data, pipe) if labels is None else None
+    if arrays is not None:
+        x, y, desc = arrays
+        ev = _EvalWriter(None, k)
+        layout = engine.fit_array_shape(x.shape, pipe.shape)
+        if layout is None:
+            raise UsageError(f"{data}: images of shape {x.shape[1:]} do not fit {pipe.id} ({pipe.shape})")
+        scale = 1 / 255.0 if x.dtype == np.uint8 or float(np.max(x[:1000])) > 1 else 1.0
+        for s in range(0, len(x), batch_size):
+            xb = engine.to_model_rows(x[s : s + batch_size], layout, pipe.shape, scale)
+            ev.add(pipe.classify_logits(xb), np.asarray(y[s : s + batch_size], dtype=np.int64))
+    else:
+        root = Path(data)
+        if labels is not None:
+            ent = engine.inspect(labels, "idx" if engine.sniff(labels) == "idx" else "npy")
+            if ent.error:
+                raise UsageError(ent.error)
+            lab = np.load(labels) if ent.kind == "npy" else np.asarray(engine.Reader((1, 1, 1), engine.Notes())._open_array(ent)[0:ent.count])
+            lab = np.asarray(lab).reshape(-1).astype(np.int64)
+            label_of = lambda src, idx: int(lab[idx]) if idx is not None and idx < len(lab) else None  # noqa: E731
+            desc = f"{data} with labels {labels}"
+        elif root.is_dir():
+            index = {name: i for i, name in enumerate(pipe.labels)}
+
+            def label_of(src, idx):
+                rel = Path(src).relative_to(root).parts
+                return index.get(rel[0]) if len(rel) > 1 else None
+
+            subs = [p.name for p in root.iterdir() if p.is_dir()]
+            if not any(s in index for s in subs):
+                raise UsageError(f"{root}: expected subfolders named by class ({', '.join(pipe.labels)})")
+            desc = f"folder {root} (labels from subfolder names)"
+        else:
+            raise UsageError(f"--data {data!r}: not a dataset name, a folder, an .npz, or IDX/.npy images with --labels")
+        ev = _EvalWriter(label_of, k)
+        engine.run(pipe, [str(root)], ev, batch_size=batch_size, progress=False)
+    if ev.n == 0:
+        raise UsageError(f"no labelled examples were read from {data}")
+    res = {"model": pipe.id, "data": desc, "examples": ev.n, "error_rate": ev.err / ev.n, "errors": ev.err,
+           "cross_entropy": ev.ce / ev.n, "failed": len(ev.failed), "backend": pipe.backend.name,
+           "protocol": "argmax of q(y|x) from the exported classifier part; cross-entropy in nats per example",
+           "per_class_error": [round(1 - ev.confusion[c, c] / max(ev.confusion[c].sum(), 1), 4) for c in range(k)],
+           "confusion": ev.confusion.tolist()}
+    emit(res, as_json, f"{pipe.id} on {desc}: error {100 * res['error_rate']:.2f}% ({ev.err}/{ev.n}), "
+                       f"cross-entropy {res['cross_entropy']:.4f} nats" + (f", {len(ev.failed)} unreadable/unlabelled" if ev.failed else ""))
+    if ev.failed:
+        raise typer.Exit(EXIT_SOME_FAILED)
+
+
+# ---------------------------------------------------------------- analogies
+@app.command()
+def analogies(
+    model: str = Model,
+    rows: int = typer.Option(10, "--rows", "-n", help="Rows: one latent z each (prior draws from --seed)."),
+    inputs: Optional[List[str]] = typer.Argument(None, help="Images whose styles (z under their predicted class) give the rows."),
+    seed: int = Seed,
+    temperature: float = typer.Option(1.0, "--temperature", "-t"),
+    output: Optional[Path] = Output,
+    backend: str = Backend,
+    device: str = Device,
+    force: bool = Force,
+    as_json: bool = Json,
+) -> None:
+    """The paper's analogies grid for conditional models (m2, m1m2, untapped): one row per z, one column per class."""
+    from vaezoo.errors import UsageError
+    from vaezoo.images import load_inputs, save_output
+    from vaezoo.pipeline import load_pipeline
+
+    output = require_output(output)
+    if rows < 1:
+        raise UsageError("--rows must be at least 1")
+    pipe = load_pipeline(model, backend, device)
+    x = load_inputs(inputs, pipe.shape)[0] if inputs else None
+    out = pipe.analogies(rows, seed, temperature, x)
+    save_output(out, output, force=force, nrow=len(pipe.labels))
+    emit({"model": pipe.id, "output": str(output), "rows": len(out) // len(pipe.labels), "backend": pipe.backend.name},
+         as_json, f"wrote a {len(out) // len(pipe.labels)} x {len(pipe.labels)} analogies grid to {output}")
