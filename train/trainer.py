@@ -178,10 +178,10 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
     out = Path(out)
     has_state = prepare_out(out, resume, force) if ddp.main else (out / STATE).is_file() and resume
     meta, tensors = load_state(out / STATE) if has_state else ({}, {})
-    if meta:
+    if meta:  # the stored recipe wins, except the length: the command line may shorten or extend the run
         steps = recipe["train"]["steps"]
         recipe = meta["recipe"]
-        recipe["train"]["steps"] = max(steps, recipe["train"]["steps"]) if steps else recipe["train"]["steps"]
+        recipe["train"]["steps"] = steps
     tcfg = recipe["train"]
     torch.manual_seed(int(tcfg["seed"]))
 
