@@ -206,10 +206,9 @@ def to_model_rows(block: np.ndarray, layout: str, shape, scale: float) -> np.nda
     n = block.shape[0]
     if layout == "hwc":
         block = np.moveaxis(np.asarray(block), -1, 1)
-    x = np.asarray(block, dtype=np.float32).reshape((n, *shape))
     if scale != 1.0:
-        x *= np.float32(scale)
-    return x
+        return np.multiply(block, np.float32(scale), dtype=np.float32).reshape((n, *shape))
+    return np.asarray(block, dtype=np.float32).reshape((n, *shape))
 
 
 class ImageReader:
@@ -558,18 +557,25 @@ class RowWriter:
         if logits is not None:
             p = softmax(logits)
             k = self.k
-            top = np.argsort(-p, axis=1, kind="stable")[:, :k]
+            top = np.argsort(-p, axis=1, kind="stable")[:, :k] if k > 1 else p.argmax(1)[:, None]
             topp = np.take_along_axis(p, top, 1)
+            labs = np.asarray(self.labels, dtype=object)[top].tolist()
+            probs = np.char.mod("%.6f", topp).tolist() if self.fmt == "csv" else np.round(topp.astype(np.float64), 6).tolist()
         out = []
+        last_src, s = None, ""
         if self.fmt == "csv":
+            empty = "," * (2 * (self.k - 1))
             for item, src, idx, r, err in rows:
-                s = _csv(src)
-                i = "" if idx is None else str(idx)
+                if src is not last_src:
+                    last_src, s = src, _csv(src)
+                i = "" if idx is None else idx
                 if err is not None:
-                    out.append(f"{item},{s},{i},,{',' * (2 * (self.k - 1))},{_csv(err)}\n")
-                    continue
-                parts = [f"{self.labels[top[r, j]]},{topp[r, j]:.6f}" for j in range(self.k)]
-                out.append(f"{item},{s},{i},{','.join(parts)},\n")
+                    out.append(f"{item},{s},{i},,{empty},{_csv(err)}\n")
+                elif self.k == 1:
+                    out.append(f"{item},{s},{i},{labs[r][0]},{probs[r][0]},\n")
+                else:
+                    lr, pr = labs[r], probs[r]
+                    out.append(f"{item},{s},{i}," + ",".join(f"{lr[j]},{pr[j]}" for j in range(self.k)) + ",\n")
         else:
             import json
 
@@ -577,7 +583,7 @@ class RowWriter:
                 if err is not None:
                     rec = {"item": item, "source": src, "index": idx, "label": None, "prob": None, "top_k": [], "error": err}
                 else:
-                    tk = [{"label": self.labels[top[r, j]], "prob": round(float(topp[r, j]), 6)} for j in range(self.k)]
+                    tk = [{"label": labs[r][j], "prob": probs[r][j]} for j in range(self.k)]
                     rec = {"item": item, "source": src, "index": idx, "label": tk[0]["label"], "prob": tk[0]["prob"], "top_k": tk, "error": None}
                 out.append(json.dumps(rec) + "\n")
         self.fh.write("".join(out))
