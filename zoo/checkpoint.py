@@ -5,10 +5,17 @@
     metrics.json       held-out evaluation
     README.md          model card
     onnx/*.onnx        exported parts
+
+Trust: config.json lists every other file of the checkpoint (except the editable README.md) with its
+size and SHA-256 under "files"; loading verifies the files it reads against that manifest, so a tampered
+or truncated file is refused. Only the names accepted by :func:`is_allowed_name` are ever listed, read
+or downloaded: plain JSON, Markdown, safetensors and ONNX files, never pickles or code.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path
 
 from vaezoo import __version__
@@ -18,6 +25,142 @@ from vaezoo.fileio import read_json, write_json
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 METRICS = "metrics.json"
+CARD = "README.md"
+MANIFEST_KEY = "files"
+TRAIN_STATE = "train_state.safetensors"  # resumable training state: never published
+
+# The only file names a checkpoint may hold (posix paths relative to the folder). Names start with a
+# letter, digit or underscore and use no other characters than [A-Za-z0-9_.-], so none can be absolute,
+# hidden, or climb out of the folder.
+_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+ALLOWED_NAMES = (
+    re.compile(r"config\.json"),
+    re.compile(r"metrics\.json"),
+    re.compile(r"README\.md"),
+    re.compile(_NAME + r"\.safetensors"),
+    re.compile(r"onnx/" + _NAME + r"\.onnx"),
+    re.compile(r"onnx/" + _NAME + r"\.onnx\.data"),  # external weights of a large graph
+    # parity inputs/outputs (TensorProto .pb as onnx_test_runner reads them, or numpy without pickles)
+    re.compile(r"onnx/test_data/(?:" + _NAME + r"/){0,2}" + _NAME + r"\.(pb|npy|npz|json)"),
+)
+_FP32_GRAPH = re.compile(r"onnx/[A-Za-z0-9_-]+\.onnx(\.data)?")  # onnx/<part>.onnx, not <part>.fp16.onnx
+
+
+def fp32_graph_names(names) -> list[str]:
+    """The graphs (and their external data) the ONNX backend reads by default: onnx/<part>.onnx."""
+    return sorted(n for n in names if _FP32_GRAPH.fullmatch(n))
+
+
+def is_allowed_name(name) -> bool:
+    """True for the file names a checkpoint may contain (see ALLOWED_NAMES)."""
+    return (isinstance(name, str) and ".." not in name and name != TRAIN_STATE
+            and any(p.fullmatch(name) for p in ALLOWED_NAMES))
+
+
+def safe_path(folder: Path, name: str) -> Path:
+    """``folder / name`` for an allowed name, refusing anything that would land outside ``folder``."""
+    if not is_allowed_name(name):
+        raise VaezooError(f"refusing file name {name!r}: not one of the files a vaezoo checkpoint may hold")
+    root = Path(folder).resolve()
+    path = root.joinpath(*name.split("/"))
+    if root not in path.parents:
+        raise VaezooError(f"refusing file name {name!r}: it points outside {folder}")
+    return path
+
+
+def file_digest(path: Path) -> tuple[int, str]:
+    """(size, SHA-256 hex) of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+            size += len(block)
+    return size, h.hexdigest()
+
+
+def payload_names(folder: Path) -> list[str]:
+    """The manifest-worthy files present in ``folder``: every allowed name except config.json and README.md."""
+    folder = Path(folder)
+    names = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            name = path.relative_to(folder).as_posix()
+            if name not in (CONFIG, CARD) and is_allowed_name(name):
+                names.append(name)
+    return names
+
+
+def compute_manifest(folder: Path, names: list[str] | None = None) -> dict:
+    """{name: {"size": bytes, "sha256": hex}} for ``names`` (default: :func:`payload_names`)."""
+    folder = Path(folder)
+    out = {}
+    for name in sorted(names if names is not None else payload_names(folder)):
+        size, digest = file_digest(safe_path(folder, name))
+        out[name] = {"size": size, "sha256": digest}
+    return out
+
+
+def write_manifest(folder: Path) -> dict:
+    """Recompute the manifest of ``folder`` from the files now in it and store it in config.json.
+
+    Call this after adding or replacing files (the ONNX exporter does, after writing its graphs).
+    Returns the manifest.
+    """
+    folder = Path(folder)
+    config = read_config(folder)
+    manifest = compute_manifest(folder)
+    config[MANIFEST_KEY] = manifest
+    write_json(folder / CONFIG, config)
+    return manifest
+
+
+def manifest_of(config: dict, where: str = "config.json") -> dict | None:
+    """The validated manifest of a config, or None when it has none (checkpoints written before manifests)."""
+    files = config.get(MANIFEST_KEY)
+    if files is None:
+        return None
+    if not isinstance(files, dict):
+        raise VaezooError(f"{where}: '{MANIFEST_KEY}' must map file names to their size and sha256")
+    for name, entry in files.items():
+        if not is_allowed_name(name):
+            raise VaezooError(f"{where} lists {name!r}, which is not a file a vaezoo checkpoint may hold "
+                              "(only config/metrics JSON, README.md, *.safetensors and onnx/*.onnx); refusing it")
+        if (not isinstance(entry, dict) or not isinstance(entry.get("size"), int)
+                or not re.fullmatch(r"[0-9a-f]{64}", str(entry.get("sha256", "")))):
+            raise VaezooError(f"{where}: the manifest entry of {name} needs an integer size and a sha256 hex digest")
+    return files
+
+
+def verify_files(folder: Path, names, config: dict | None = None, require_manifest: bool = False) -> None:
+    """Check ``names`` in ``folder`` against the manifest in config.json; raise a one-line error on a mismatch.
+
+    Listed files must exist and match size and SHA-256. A file the manifest does not list is refused
+    when ``require_manifest`` (downloads), else accepted (local folders written before manifests existed).
+    """
+    folder = Path(folder)
+    config = read_config(folder) if config is None else config
+    manifest = manifest_of(config, str(Path(folder) / CONFIG))
+    if manifest is None:
+        if require_manifest:
+            raise VaezooError(f"{folder / CONFIG} has no '{MANIFEST_KEY}' manifest with the files' SHA-256; refusing to load it")
+        return
+    for name in names:
+        path = safe_path(folder, name)
+        entry = manifest.get(name)
+        if entry is None:
+            if require_manifest:
+                raise VaezooError(f"{name} is not listed in the manifest of {folder / CONFIG}; refusing to load it")
+            continue
+        if not path.is_file():
+            raise VaezooError(f"{path} is missing (listed in {CONFIG})")
+        size, digest = file_digest(path)
+        if size != entry["size"] or digest != entry["sha256"]:
+            what = "truncated" if size < entry["size"] else "tampered with or corrupt"
+            raise VaezooError(
+                f"{path} does not match its SHA-256 in {CONFIG} (size {size}, expected {entry['size']}; "
+                f"sha256 {digest[:12]}…, expected {entry['sha256'][:12]}…): the file is {what}; refusing to load it"
+            )
 
 
 def make_config(recipe: dict) -> dict:
@@ -74,9 +217,10 @@ def save_checkpoint(folder: Path, model, config: dict, metrics: dict | None = No
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(folder / WEIGHTS) as tmp:
         save_file(state, str(tmp), metadata={"format": "pt", "vaezoo_version": __version__})
-    write_json(folder / CONFIG, config)
     if metrics is not None:
         write_json(folder / METRICS, metrics)
+    config = {**config, MANIFEST_KEY: compute_manifest(folder)}
+    write_json(folder / CONFIG, config)
 
 
 def load_model(folder: Path, device: str = "cpu"):
@@ -91,12 +235,16 @@ def load_model(folder: Path, device: str = "cpu"):
     weights = folder / WEIGHTS
     if not weights.is_file():
         raise VaezooError(f"{folder} has no {WEIGHTS}")
+    verify_files(folder, [WEIGHTS], config)
     try:
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
         raise VaezooError(f"cannot read {weights}: {exc}") from None
-    model = build_model(config)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise VaezooError(f"{weights} does not match its config (missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]})")
+    try:
+        model = build_model(config)
+        model.load_state_dict(state, strict=True)
+    except (RuntimeError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()
+        detail = next((ln.strip() for ln in first[1:] if ln.strip()), first[0] if first else "")
+        raise VaezooError(f"{weights} does not match {CONFIG}: {detail}") from None
     return model.to(device).eval(), config

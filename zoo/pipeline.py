@@ -194,11 +194,20 @@ class Pipeline:
         return self.decode(self.from_generation(eps))
 
 
-def load_pipeline(model: str, backend: str = "auto", device: str = "cpu") -> Pipeline:
-    from vaezoo.backends import make_backend
-    from vaezoo.checkpoint import read_config
-    from vaezoo.store import resolve_model
+def load_pipeline(model: str, backend: str = "auto", device: str = "cpu", offline: bool = False) -> Pipeline:
+    """Resolve ``model`` (registry id, checkpoint folder or ``hf-hub:org/name[@rev]``), fetching from the
+    Hub only the files the backend needs, verify those files against config.json's manifest, and build
+    the pipeline. ``offline`` (or HF_HUB_OFFLINE=1) uses only what is cached."""
+    from vaezoo.backends import BACKENDS, _onnx_ready, make_backend
+    from vaezoo.checkpoint import fp32_graph_names, read_config, verify_files
+    from vaezoo.store import need_for_backend, resolve_model
 
-    folder = resolve_model(model)
+    if backend not in BACKENDS:
+        raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    folder = resolve_model(model, need=need_for_backend(backend), offline=offline)
     config = read_config(folder)
+    if backend == "onnx" or (backend == "auto" and _onnx_ready(folder)):
+        # the torch backend verifies model.safetensors itself (checkpoint.load_model)
+        present = (p.relative_to(folder).as_posix() for p in (Path(folder) / "onnx").glob("*.onnx*"))
+        verify_files(folder, fp32_graph_names(present), config)
     return Pipeline(config, make_backend(folder, backend, device), folder)

@@ -1,7 +1,10 @@
 """Where models live, and the order in which a model argument is resolved.
 
-explicit checkpoint folder -> local store ($VAEZOO_HOME/models/<id>, where `train` writes)
--> bundled starters (inside the package) -> a clear error that says how to get the model.
+A model argument is a checkpoint folder, a Hub repo ``hf-hub:org/name[@revision]``, or a registry id.
+A registry id resolves to: the local store ($VAEZOO_HOME/models/<id>, where `train` writes)
+-> bundled starters (inside the package) -> the recipe's Hub repo at its pinned ``hub.revision``
+(from the Hugging Face cache, or downloaded unless offline) -> a clear error that says how to get it.
+No torch and no huggingface_hub import at module level.
 """
 
 from __future__ import annotations
@@ -33,24 +36,63 @@ def bundled_ids() -> list[str]:
     return sorted(p.name for p in STARTERS.iterdir() if (p / CONFIG).is_file())
 
 
-def availability(model_id: str) -> list[str]:
-    """Where a registry id can be loaded from, best first: 'local', 'bundled'."""
+def hub_pin(model_id: str, recipe: dict | None = None) -> tuple[str, str] | None:
+    """(repo, revision) of a registry id's published weights: the recipe's hub.repo at its pinned
+    hub.revision. None when the recipe pins no revision (nothing published for it yet)."""
+    if recipe is None:
+        from vaezoo.recipes import list_ids, resolve
+
+        if model_id not in list_ids():
+            return None
+        recipe = resolve(model_id)
+    hub = recipe.get("hub") or {}
+    if hub.get("repo") and hub.get("revision"):
+        return str(hub["repo"]), str(hub["revision"])
+    return None
+
+
+def availability(model_id: str, recipe: dict | None = None) -> list[str]:
+    """Where a registry id can be loaded from, best first: 'local', 'bundled', 'cached' (its pinned Hub
+    revision is in the Hugging Face cache) or 'remote' (pinned on the Hub, not downloaded yet)."""
+    from vaezoo.hub import cached_snapshot
+
     where = []
     if (local_dir(model_id) / CONFIG).is_file():
         where.append("local")
     if (bundled_dir(model_id) / CONFIG).is_file():
         where.append("bundled")
+    pin = hub_pin(model_id, recipe)
+    if pin is not None:
+        where.append("cached" if cached_snapshot(*pin) is not None else "remote")
     return where
 
 
 def looks_like_path(spec: str) -> bool:
+    from vaezoo.hub import is_hub_spec
+
+    if is_hub_spec(spec):
+        return False
     return os.sep in spec or spec.startswith(".") or Path(spec).is_dir()
 
 
-def resolve_model(spec: str) -> Path:
-    """The checkpoint folder for a model argument (registry id or folder path)."""
+def need_for_backend(backend: str) -> str:
+    """Which files a backend reads: torch -> weights, onnx -> graphs, auto -> decided from the manifest."""
+    return {"torch": "weights", "onnx": "graphs"}.get(backend, "auto")
+
+
+def resolve_model(spec: str, *, need: str = "all", offline: bool = False, revision: str | None = None) -> Path:
+    """The checkpoint folder for a model argument (folder path, ``hf-hub:`` spec or registry id).
+
+    ``need`` says which files a Hub checkpoint must have locally (see :func:`vaezoo.hub.fetch`):
+    config, metrics, weights, graphs, auto or all. ``offline`` (or HF_HUB_OFFLINE=1) uses only the cache.
+    ``revision`` overrides the revision of an ``hf-hub:`` spec without one, or a registry id's pin.
+    """
+    from vaezoo import hub
     from vaezoo.recipes import list_ids, unknown_id_error
 
+    if hub.is_hub_spec(spec):
+        repo_id, rev = hub.parse_spec(spec)
+        return hub.fetch(repo_id, rev or revision, need=need, offline=offline)
     if looks_like_path(spec):
         folder = Path(spec).expanduser()
         if not folder.is_dir():
@@ -58,9 +100,17 @@ def resolve_model(spec: str) -> Path:
         if not (folder / CONFIG).is_file():
             raise VaezooError(f"{spec} is not a vaezoo checkpoint folder (no {CONFIG})")
         return folder
-    for folder in (local_dir(spec), bundled_dir(spec)):
-        if (folder / CONFIG).is_file():
-            return folder
+    if revision is None:
+        for folder in (local_dir(spec), bundled_dir(spec)):
+            if (folder / CONFIG).is_file():
+                return folder
     if spec not in list_ids():
         raise unknown_id_error(spec)
-    raise VaezooError(f"{spec} is not available locally; train it with `vaezoo train {spec}`")
+    pin = hub_pin(spec)
+    if revision is not None or pin is not None:
+        from vaezoo.recipes import resolve
+
+        repo = pin[0] if pin else resolve(spec)["hub"]["repo"]
+        return hub.fetch(repo, revision or pin[1], need=need, offline=offline)
+    raise VaezooError(f"{spec} is not available locally and no published revision is pinned in its recipe; "
+                      f"train it with `vaezoo train {spec}`")

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from vaezoo.cli import app
-from vaezoo.cli.options import Json, Model
+from vaezoo.cli.options import Json, Model, Offline
 
 
 @app.command("list")
@@ -17,16 +17,17 @@ def list_cmd(
     as_json: bool = Json,
     available: bool = typer.Option(False, "--available", help="Only models that can be used without training."),
 ) -> None:
-    """List registry ids and where each model is available (local, bundled)."""
+    """List registry ids and where each model is available: local (trained here), bundled, cached
+    (its pinned Hub revision is in the Hugging Face cache) or remote (pinned on the Hub, not downloaded)."""
     from vaezoo.recipes import list_ids, resolve
     from vaezoo.store import availability
 
     rows = []
     for mid in list_ids(pattern or "*"):
-        where = availability(mid)
+        r = resolve(mid)
+        where = availability(mid, r)
         if available and not where:
             continue
-        r = resolve(mid)
         rows.append({"id": mid, "family": r["family"], "dataset": r["data"]["name"], "available": where})
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -41,16 +42,19 @@ def list_cmd(
 
 
 @app.command()
-def info(model: str = Model, as_json: bool = Json) -> None:
-    """Show a model's resolved recipe, where it is, and its recorded metrics."""
+def info(model: str = Model, as_json: bool = Json, offline: bool = Offline) -> None:
+    """Show a model's resolved recipe, where it is, and its recorded metrics (a remote-only registry id
+    shows its recipe without downloading anything)."""
     from vaezoo.checkpoint import METRICS, read_config
     from vaezoo.fileio import read_json
+    from vaezoo.hub import is_hub_spec
     from vaezoo.recipes import list_ids, resolve, to_toml
     from vaezoo.store import availability, looks_like_path, resolve_model
 
     folder = None
-    if looks_like_path(model) or availability(model):
-        folder = resolve_model(model)
+    explicit = looks_like_path(model) or is_hub_spec(model)
+    if explicit or set(availability(model)) & {"local", "bundled", "cached"}:
+        folder = resolve_model(model, need="metrics", offline=offline)
         config = read_config(folder)
         recipe = config["recipe"]
     else:
@@ -59,7 +63,7 @@ def info(model: str = Model, as_json: bool = Json) -> None:
         recipe, config = resolve(model), None
     metrics = read_json(folder / METRICS) if folder and (folder / METRICS).is_file() else None
     record = {"id": recipe["id"], "path": str(folder) if folder else None,
-              "available": availability(recipe["id"]) if not looks_like_path(model) else ["path"],
+              "available": ["hub"] if is_hub_spec(model) else ["path"] if explicit else availability(recipe["id"]),
               "recipe": recipe, "config": config, "metrics": metrics}
     if as_json:
         typer.echo(json.dumps(record, indent=2))

@@ -9,7 +9,7 @@ import numpy as np
 import typer
 
 from vaezoo.cli import app
-from vaezoo.cli.options import Backend, Device, Force, Json, Model, Nrow, Output, emit
+from vaezoo.cli.options import Backend, Device, Force, Json, Model, Nrow, Offline, Output, emit
 
 Inputs = typer.Argument(..., help="Image files (png, jpg), folders (recursive, sorted) or .npy arrays.")
 
@@ -24,6 +24,7 @@ def encode(
     device: str = Device,
     force: bool = Force,
     as_json: bool = Json,
+    offline: bool = Offline,
 ) -> None:
     """Encode inputs to their posterior means."""
     from vaezoo.errors import UsageError
@@ -31,7 +32,7 @@ def encode(
     from vaezoo.images import load_inputs, save_output
     from vaezoo.pipeline import load_pipeline
 
-    pipe = load_pipeline(model, backend, device)
+    pipe = load_pipeline(model, backend, device, offline=offline)
     x, names = load_inputs(inputs, pipe.shape)
     mu, _ = pipe.encode(x, space)
     header = "source," + ",".join(f"z{i}" for i in range(mu.shape[1]))
@@ -61,6 +62,7 @@ def reconstruct(
     device: str = Device,
     force: bool = Force,
     as_json: bool = Json,
+    offline: bool = Offline,
 ) -> None:
     """Reconstruct inputs (decode their posterior means). A PNG shows input/reconstruction pairs side by side."""
     from vaezoo.cli.options import require_output
@@ -68,7 +70,7 @@ def reconstruct(
     from vaezoo.pipeline import load_pipeline
 
     output = require_output(output)
-    pipe = load_pipeline(model, backend, device)
+    pipe = load_pipeline(model, backend, device, offline=offline)
     x, _ = load_inputs(inputs, pipe.shape)
     recon = pipe.reconstruct(x)
     if output.suffix.lower() == ".png" and pipe.is_image:

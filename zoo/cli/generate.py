@@ -9,7 +9,7 @@ import numpy as np
 import typer
 
 from vaezoo.cli import app
-from vaezoo.cli.options import Backend, Device, Force, Json, Model, Nrow, Output, Seed, emit, require_output
+from vaezoo.cli.options import Backend, Device, Force, Json, Model, Nrow, Offline, Output, Seed, emit, require_output
 
 
 def _write(pipe, data, output: Path, force: bool, nrow, as_json: bool, what: str) -> None:
@@ -33,12 +33,13 @@ def sample(
     device: str = Device,
     force: bool = Force,
     as_json: bool = Json,
+    offline: bool = Offline,
 ) -> None:
     """Draw samples: eps ~ N(0, T^2 I) (numpy, from --seed) -> prior_inverse -> decoder."""
     from vaezoo.pipeline import load_pipeline
 
     output = require_output(output)
-    pipe = load_pipeline(model, backend, device)
+    pipe = load_pipeline(model, backend, device, offline=offline)
     _write(pipe, pipe.sample(n, seed, temperature, label), output, force, nrow, as_json, "samples")
 
 
@@ -53,6 +54,7 @@ def decode(
     device: str = Device,
     force: bool = Force,
     as_json: bool = Json,
+    offline: bool = Offline,
 ) -> None:
     """Decode latent codes from a .npy file."""
     from vaezoo.errors import UsageError
@@ -65,7 +67,7 @@ def decode(
         z = np.load(latents, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise UsageError(f"cannot read {latents}: {exc}") from None
-    pipe = load_pipeline(model, backend, device)
+    pipe = load_pipeline(model, backend, device, offline=offline)
     if space == "generation":
         z = pipe.from_generation(z)
     elif space != "representation":
@@ -86,6 +88,7 @@ def traverse(
     device: str = Device,
     force: bool = Force,
     as_json: bool = Json,
+    offline: bool = Offline,
 ) -> None:
     """Latent traversals: one row per dimension, swept in the generation space (through g^-1 for dp models)."""
     from vaezoo.errors import UsageError
@@ -97,7 +100,7 @@ def traverse(
         dim_list = [int(d) for d in dims.split(",")] if dims else None
     except ValueError:
         raise UsageError(f"--dims must be comma-separated integers, not {dims!r}") from None
-    pipe = load_pipeline(model, backend, device)
+    pipe = load_pipeline(model, backend, device, offline=offline)
     x = load_inputs([str(image)], pipe.shape)[0] if image else None
     out = pipe.traverse(x, seed, dim_list, steps, span)
     _write(pipe, out, output, force, steps, as_json, "traversal images")
@@ -115,6 +118,7 @@ def interpolate(
     device: str = Device,
     force: bool = Force,
     as_json: bool = Json,
+    offline: bool = Offline,
 ) -> None:
     """Interpolations, linear in the generation space (through g^-1 for dp models): one row per path."""
     from vaezoo.errors import UsageError
@@ -122,7 +126,7 @@ def interpolate(
     from vaezoo.pipeline import load_pipeline
 
     output = require_output(output)
-    pipe = load_pipeline(model, backend, device)
+    pipe = load_pipeline(model, backend, device, offline=offline)
     if inputs:
         x, _ = load_inputs(inputs, pipe.shape)
         if len(x) < 2:

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-Model = typer.Argument(..., help="Registry id (see `vaezoo list`) or a checkpoint folder.")
+Model = typer.Argument(..., help="Registry id (see `vaezoo list`), a checkpoint folder, or a Hub repo hf-hub:org/name (or hf-hub:org/name@revision).")
 Output = typer.Option(None, "-o", "--output", help="Output file: .png (grid) or .npy (arrays).")
 Force = typer.Option(False, "--force", help="Overwrite an existing output.")
 Backend = typer.Option("auto", "--backend", help="auto (ONNX when the graphs exist, else torch), torch or onnx.")
@@ -16,6 +16,7 @@ Device = typer.Option("cpu", "--device", help="cpu, cuda or auto (cuda when avai
 Seed = typer.Option(0, "--seed", help="Seed of the numpy noise generator (same seed, same samples on every backend).")
 Json = typer.Option(False, "--json", help="Print a machine-readable summary on stdout.")
 Nrow = typer.Option(None, "--nrow", help="Images per row in a PNG grid.")
+Offline = typer.Option(False, "--offline", help="Use only local and cached models; never contact the Hub (also HF_HUB_OFFLINE=1).")
 
 
 def emit(summary: dict, as_json: bool, text: str) -> None:

@@ -1,0 +1,409 @@
+"""Model cards: ``README.md`` of a checkpoint and of its Hub repo, generated from the checkpoint.
+
+The card is built from config.json (the resolved recipe), metrics.json (validation numbers, training
+time and hardware) and the manifest (files, sizes, SHA-256). It has Hub metadata (library_name,
+licence, tags, datasets, a ``model-index`` with the recorded metrics), what the model is and which
+paper it follows, how it was trained, how it was evaluated, three ways to use it (CLI, Python API,
+plain onnxruntime), and its limitations.
+
+A generated card ends with a stamp holding the SHA-256 of the text above it, so a card edited by hand
+is recognised (:func:`is_generated` is False) and not overwritten without being asked. Rendering is
+deterministic: the same checkpoint gives the same card. No torch import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from vaezoo.checkpoint import METRICS, manifest_of, read_config
+from vaezoo.fileio import read_json
+
+LICENSE = "mit"
+_STAMP_RE = re.compile(r"\n<!-- vaezoo-card sha256:([0-9a-f]{64}) -->\n?\Z")
+
+# family -> (long name, what it does, paper links)
+PAPERS = {
+    "vae": ("Kingma & Welling 2014, Auto-Encoding Variational Bayes", "https://arxiv.org/abs/1312.6114"),
+    "beta-h": ("Higgins et al. 2017, beta-VAE: Learning Basic Visual Concepts with a Constrained Variational Framework", "https://openreview.net/forum?id=Sy2fzU9gl"),
+    "beta-b": ("Burgess et al. 2018, Understanding disentangling in beta-VAE", "https://arxiv.org/abs/1804.03599"),
+    "tc": ("Chen et al. 2018, Isolating Sources of Disentanglement in VAEs (beta-TCVAE)", "https://arxiv.org/abs/1802.04942"),
+    "factor": ("Kim & Mnih 2018, Disentangling by Factorising (FactorVAE)", "https://arxiv.org/abs/1802.05983"),
+    "info": ("Zhao, Song & Ermon 2019, InfoVAE: Balancing Learning and Inference in Variational Autoencoders", "https://arxiv.org/abs/1706.02262"),
+    "dp": ("Bhalodia, Lee & Elhabian 2020, dpVAEs: Fixing Sample Generation for Regularized VAEs", "https://arxiv.org/abs/1911.10506"),
+    "m2": ("Kingma, Rezende, Mohamed & Welling 2014, Semi-supervised Learning with Deep Generative Models", "https://arxiv.org/abs/1406.5298"),
+    "iwae": ("Burda, Grosse & Salakhutdinov 2016, Importance Weighted Autoencoders", "https://arxiv.org/abs/1509.00519"),
+    "geco": ("Rezende & Viola 2018, Taming VAEs (GECO)", "https://arxiv.org/abs/1810.00597"),
+}
+PAPERS["m1"] = PAPERS["m1m2"] = PAPERS["m2"]
+
+KIND = {
+    "vae": "a variational autoencoder trained on the plain ELBO",
+    "beta-h": "a beta-VAE: the ELBO with its KL term weighted by beta > 1, which pushes towards disentangled latents",
+    "beta-b": "a beta-VAE with a controlled capacity C that grows during training (gamma |KL - C|)",
+    "tc": "a beta-TCVAE: the KL term split into index-code mutual information, total correlation and dimension-wise KL, with the total correlation weighted by beta",
+    "factor": "a FactorVAE: the ELBO plus gamma times the total correlation of q(z), estimated by a discriminator with the density-ratio trick",
+    "info": "an InfoVAE (MMD-VAE): the ELBO with the aggregate posterior matched to the prior by maximum mean discrepancy",
+    "m1": "an M1 semi-supervised model: a VAE whose latent codes feed a classifier trained on the labelled part",
+    "m2": "an M2 semi-supervised VAE: the label is a second latent variable, a classifier q(y|x) is trained on labelled and unlabelled data, and the decoder is conditioned on the label",
+    "m1m2": "a stacked M1+M2 semi-supervised model",
+    "iwae": "an importance weighted autoencoder (IWAE) trained on the K-sample bound",
+    "geco": "a VAE trained with GECO: reconstruction as a constraint with a Lagrange multiplier",
+}
+CONDITIONAL = {"m2", "m1m2", "cvae", "untapped"}  # decoder(z, y_onehot)
+CLASSIFIERS = {"m1", "m2", "m1m2", "untapped"}
+
+# vaezoo dataset -> (Hub dataset id or None, name, short name)
+DATASETS = {
+    "mnist": ("ylecun/mnist", "MNIST", "MNIST digits"),
+    "mnist5k": ("ylecun/mnist", "MNIST (5,000-digit subset bundled with vaezoo)", "MNIST digits"),
+    "svhn": ("ufldl-stanford/svhn", "SVHN", "SVHN house numbers"),
+    "cifar10": ("uoft-cs/cifar10", "CIFAR-10", "CIFAR-10 images"),
+    "celeba": (None, "CelebA (64x64 centre crops)", "64x64 CelebA faces"),
+    "moons": (None, "two moons (scikit-learn make_moons, 2,000 points, noise 0.05)", "the two-moons points"),
+}
+METRIC_NAMES = {
+    "nll": "NLL (nats, importance-sampled)",
+    "neg_elbo": "negative ELBO (nats)",
+    "kl": "KL(q(z|x) || p(z)) (nats)",
+    "recon": "reconstruction -log p(x|z) (nats)",
+    "accuracy": "classification accuracy",
+    "error": "classification error",
+}
+
+
+# ---------------------------------------------------------------- stamp
+def _digest(body: str) -> str:
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def stamp(body: str) -> str:
+    body = body.rstrip("\n") + "\n"
+    return f"{body}\n<!-- vaezoo-card sha256:{_digest(body)} -->\n"
+
+
+def is_generated(text: str) -> bool:
+    """True when ``text`` is a card vaezoo generated and nobody has edited since."""
+    m = _STAMP_RE.search(text)
+    return bool(m) and _digest(text[: m.start()]) == m.group(1)
+
+
+# ---------------------------------------------------------------- pieces
+def _family_base(recipe: dict) -> tuple[str, bool]:
+    """('factor', True) for dp-factor, ('m2', False) for m2-100: the base family, and whether the
+    decoupled prior is used."""
+    family = re.sub(r"-\d+$", "", recipe["family"])  # label budget suffix of semi-supervised ids
+    if family.startswith("dp-"):
+        return family[3:], True
+    return family, recipe.get("prior", {}).get("kind") == "flow"
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e-2 or abs(v) >= 1e5 else f"{v:.4f}".rstrip("0").rstrip(".")
+    if isinstance(v, list):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    return str(v)
+
+
+def _table(rows, header: tuple[str, str] = ("", "")) -> list[str]:
+    """A two-column Markdown table; '|' inside cells is escaped."""
+    def cell(v) -> str:
+        return str(v).replace("|", "\\|")
+
+    return [f"| {header[0]} | {header[1]} |", "|---|---|"] + [f"| {cell(k)} | {cell(v)} |" for k, v in rows]
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _numbers(d: dict) -> dict:
+    return {k: v for k, v in (d or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _metadata(config: dict, metrics: dict | None, has_graphs: bool) -> str:
+    import yaml
+
+    recipe = config["recipe"]
+    mid = recipe["id"]
+    family, dp = _family_base(recipe)
+    ds = recipe["data"]["name"]
+    hub_ds, ds_name, _ = DATASETS.get(ds, (None, ds, ds))
+    image = config["input"]["kind"] == "image"
+    tags = ["vaezoo", "vae", "variational-autoencoder", "generative-model", f"vaezoo-{recipe['family']}"]
+    if dp:
+        tags += ["decoupled-prior", "normalizing-flow"]
+    if family in CLASSIFIERS:
+        tags.append("semi-supervised")
+    tags += ["safetensors"] + (["onnx"] if has_graphs else [])
+    meta: dict = {"library_name": "vaezoo", "license": LICENSE, "tags": tags}
+    if hub_ds:
+        meta["datasets"] = [hub_ds]
+    if image:
+        meta["pipeline_tag"] = "unconditional-image-generation"
+    val = _numbers((metrics or {}).get("validation", {}))
+    scores = [(k, val[k]) for k in ("nll", "neg_elbo", "kl", "recon", "accuracy", "error") if k in val]
+    if scores:
+        k_samples = val.get("nll_samples")
+        results = [{
+            "task": {"type": "unconditional-image-generation" if image else "density-estimation",
+                     "name": "Density estimation (held-out log-likelihood)"},
+            "dataset": {"type": hub_ds or ds, "name": ds_name, "split": (metrics or {}).get("validation", {}).get("split", "val")},
+            "metrics": [{"type": k, "value": round(float(v), 4),
+                         "name": METRIC_NAMES.get(k, k) + (f", K={k_samples}" if k == "nll" and k_samples else "")}
+                        for k, v in scores],
+        }]
+        meta["model-index"] = [{"name": mid, "results": results}]
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=1000) + "---\n"
+
+
+def _about(config: dict) -> list[str]:
+    recipe = config["recipe"]
+    family, dp = _family_base(recipe)
+    kind = KIND.get(family, f"a {family} variational autoencoder")
+    lines = [f"**{recipe['id']}** is {kind}" + (", with a **decoupled prior** (dpVAE)" if dp else "") + "."]
+    if dp:
+        lines.append("")
+        lines.append("The decoupled prior separates the representation space z, where the regulariser acts, from the "
+                     f"generation space eps ~ N(0, I): an invertible RealNVP flow of {recipe['prior'].get('blocks')} affine "
+                     "coupling blocks maps one to the other, so the regulariser shapes z without leaving holes that "
+                     "sampling from N(0, I) would fall into. Samples are `decoder(g^-1(eps))`.")
+    papers = [PAPERS[k] for k in ((family,) if family in PAPERS else ()) + (("dp",) if dp else ())]
+    if papers:
+        lines.append("")
+        lines.append("Follows: " + "; ".join(f"[{title}]({url})" for title, url in papers) + ".")
+    elif recipe.get("paper"):
+        lines += ["", f"Follows: {recipe['paper']}."]
+    return lines
+
+
+def _architecture(config: dict) -> list[str]:
+    recipe = config["recipe"]
+    m, prior, obj = recipe["model"], recipe["prior"], recipe["objective"]
+    shape = "x".join(str(s) for s in config["input"]["shape"])
+    rows = [
+        ("input", f"{shape} {config['input']['kind']}, {config['input']['dtype']}, pixel scale `{config['input']['pixel_scale']}`"),
+        ("encoder / decoder", f"{m['backbone']} backbone, hidden {_fmt(m.get('hidden', []))}"),
+        ("latent", f"{config['latent_dim']} dimensions, Gaussian posterior q(z|x) = N(mu, diag(exp(logvar)))"),
+        ("likelihood", f"{m['likelihood']}" + (f" (sigma {_fmt(m['sigma'])})" if "sigma" in m else "")
+         + f"; the decoder outputs {config['output']['decoder']}"),
+        ("prior", "standard normal N(0, I)" if prior["kind"] == "standard"
+         else f"decoupled: RealNVP flow, {prior.get('blocks')} coupling blocks, hidden {prior.get('hidden')}"),
+        ("objective", ", ".join(f"{k} = {_fmt(v)}" for k, v in obj.items())),
+    ]
+    if config.get("labels"):
+        rows.append(("labels", ", ".join(config["labels"])))
+    return _table(rows)
+
+
+def _training(config: dict, metrics: dict | None) -> list[str]:
+    from vaezoo.recipes import to_toml
+
+    recipe = config["recipe"]
+    t = recipe["train"]
+    mt = (metrics or {}).get("train", {})
+    ds = recipe["data"]["name"]
+    lines = [f"Trained by `vaezoo train {recipe['id']}` from its recipe (shown in full below and recorded in "
+             "`config.json`); re-running it reproduces the weights up to hardware nondeterminism.", ""]
+    rows = [
+        ("data", _dataset_text(ds) + (f"; {mt['examples']} training examples" if "examples" in mt else "")
+         + (f", {recipe['data']['labels']} of them labelled" if recipe["data"].get("labels") else "")),
+        ("steps", f"{t['steps']}" + (f" ({_fmt(mt['epochs'])} epochs)" if "epochs" in mt else "")),
+        ("batch size", t["batch_size"]),
+        ("optimiser", f"Adam, learning rate {_fmt(t['lr'])}" + (f", gradient clipping {_fmt(t['grad_clip'])}" if t.get("grad_clip") else "")),
+        ("seed", t["seed"]),
+    ]
+    if mt:
+        rows += [
+            ("hardware", f"{mt.get('hardware', '?')}, device {mt.get('device', '?')}, {mt.get('world_size', 1)} process(es)"),
+            ("wall time", _duration(float(mt["seconds"])) if "seconds" in mt else "not recorded"),
+            ("software", f"vaezoo {config.get('vaezoo_version', '?')}, torch {mt.get('torch', '?')}"),
+        ]
+    lines += _table(rows)
+    lines += ["", "<details><summary>Full recipe</summary>", "", "```toml", to_toml(recipe).rstrip(), "```", "", "</details>"]
+    return lines
+
+
+def _dataset_text(ds: str) -> str:
+    try:
+        from vaezoo.data import DATASETS as INFO
+
+        return INFO[ds].citation
+    except Exception:
+        return DATASETS.get(ds, (None, ds, ds))[1]
+
+
+def _evaluation(config: dict, metrics: dict | None) -> list[str]:
+    val = (metrics or {}).get("validation")
+    if not val:
+        return ["No evaluation is recorded for this checkpoint (its folder has no metrics.json)."]
+    n, k = val.get("examples"), val.get("nll_samples")
+    lines = [
+        f"Measured by `vaezoo train` at the end of training on {n} held-out examples of the `{val.get('split', 'val')}` "
+        f"split of {config['recipe']['data']['name']}; every number is in nats per example, summed over the input's "
+        "dimensions (lower is better). The NLL is the importance-sampled bound "
+        f"-log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x) with K = {k} samples from q(z|x)"
+        + (", p(z) evaluated through the flow" if config["recipe"]["prior"]["kind"] == "flow" else "") + ".",
+        "",
+    ]
+    rows = [(METRIC_NAMES.get(k, k), _fmt(float(v))) for k, v in _numbers(val).items() if k not in ("examples", "nll_samples")]
+    return lines + _table(rows, ("metric", "value"))
+
+
+def _usage(config: dict, repo: str, has_graphs: bool) -> list[str]:
+    recipe = config["recipe"]
+    family, _ = _family_base(recipe)
+    spec = f"hf-hub:{repo}"
+    image = config["input"]["kind"] == "image"
+    n_lat = config["latent_dim"]
+    shape = tuple(config["input"]["shape"])
+    out_fmt = "grid.png" if image else "samples.npy"
+    lines = [
+        "### Command line", "",
+        "```bash",
+        'pip install "vaezoo[cpu]"',
+        f"vaezoo sample {spec} -n 64 --seed 0 -o {out_fmt}" + ("   # ONNX Runtime, no torch needed" if has_graphs else ""),
+        f"vaezoo encode {spec} inputs/ -o latents.csv",
+        f"vaezoo reconstruct {spec} inputs/ -o {'recon.png' if image else 'recon.npy'}",
+    ]
+    if family in CLASSIFIERS:
+        lines.append(f"vaezoo classify {spec} inputs/ -o predictions.csv")
+    lines += [
+        f"vaezoo pull {spec}            # prefetch; afterwards add --offline to any command",
+        "```", "",
+        f"Pin a revision for reproducible results: `{spec}@<commit>`." + (
+            f" The registry id `{recipe['id']}` resolves to the revision pinned in vaezoo's recipe." if repo == recipe.get("hub", {}).get("repo") else ""),
+        "", "### Python", "",
+        "```python",
+        "import vaezoo",
+        "",
+        f'pipe = vaezoo.load("{spec}", backend="{"onnx" if has_graphs else "torch"}")',
+        f"x = pipe.sample(16, seed=0)          # numpy float32, shape (16, {', '.join(map(str, shape))})" + (", in [0, 1]" if image else ""),
+        "mu, logvar = pipe.encode(x)          # posterior means and log-variances",
+        "x_hat = pipe.reconstruct(x)",
+    ]
+    if family in CLASSIFIERS:
+        lines.append("probs = pipe.classify(x)             # class probabilities")
+    lines += ["```", ""]
+    lines += ["### ONNX Runtime only (no vaezoo)", ""]
+    if not has_graphs:
+        lines += ["This checkpoint has no ONNX graphs yet; `vaezoo export` writes them into `onnx/` "
+                  "(one graph per part: encoder, decoder, prior, classifier).", ""]
+    flow = recipe["prior"]["kind"] == "flow"
+    code = [
+        "```python",
+        "import numpy as np",
+        "import onnxruntime as ort",
+        "from huggingface_hub import hf_hub_download",
+        "",
+        f'repo = "{repo}"',
+        'decoder = ort.InferenceSession(hf_hub_download(repo, "onnx/decoder.onnx"))',
+    ]
+    if flow:
+        code.append('prior_inverse = ort.InferenceSession(hf_hub_download(repo, "onnx/prior_inverse.onnx"))')
+    code += ["", f"eps = np.random.default_rng(0).standard_normal((16, {n_lat})).astype(np.float32)  # generation space"]
+    if flow:
+        code.append("z = prior_inverse.run(None, {prior_inverse.get_inputs()[0].name: eps})[0]       # through the flow")
+    else:
+        code.append("z = eps                                   # standard prior: z = eps")
+    code.append("feeds = {decoder.get_inputs()[0].name: z}")
+    if (config.get("conditional") or family in CONDITIONAL) and config.get("labels"):
+        k = len(config["labels"])
+        code.append(f"feeds[decoder.get_inputs()[1].name] = np.eye({k}, dtype=np.float32)[np.arange(16) % {k}]  # one-hot labels")
+    code.append("out = decoder.run(None, feeds)[0]")
+    if config["output"]["decoder"] == "logits":
+        code.append(f"x = 1.0 / (1.0 + np.exp(-out))           # Bernoulli logits -> pixel means, shape (16, {', '.join(map(str, shape))})")
+    elif image:
+        code.append("x = np.clip(out, 0.0, 1.0)                 # Gaussian means, pixels in [0, 1]")
+    else:
+        code.append("x = out                                   # Gaussian means")
+    code.append("```")
+    lines += code
+    lines += ["", "Each graph also carries its description (model id, part, input shape, pixel scale, likelihood, "
+              "labels) in its ONNX metadata, so a lone `.onnx` file can be used on its own."]
+    return lines
+
+
+def _limitations(config: dict) -> list[str]:
+    recipe = config["recipe"]
+    ds = recipe["data"]["name"]
+    lines = [
+        "- Intended for research, teaching and as a building block (sampling, representation learning, "
+        "anomaly scores from the ELBO); it is not a production image generator.",
+        "- VAE samples are blurry compared with GANs or diffusion models; the NLL numbers are only comparable "
+        "between models evaluated with the same protocol on the same split.",
+        "- The model only knows its training distribution: inputs unlike "
+        f"{DATASETS.get(ds, (None, ds, ds))[2]} (another size, colour or scaling than `{config['input']['pixel_scale']}`) "
+        "give meaningless codes and reconstructions.",
+    ]
+    if ds == "mnist5k":
+        lines.append("- Trained on a 4,500-image subset of MNIST so that it trains in minutes on a CPU; a model trained "
+                     "on the full MNIST is better.")
+    if ds == "celeba":
+        lines.append("- Trained on celebrity faces: do not use it to identify people or infer personal attributes; "
+                     "it inherits the demographic biases of CelebA.")
+    if _family_base(recipe)[0] in ("beta-h", "beta-b", "tc", "factor"):
+        lines.append("- Disentanglement is encouraged by the objective, not guaranteed: check traversals "
+                     "(`vaezoo traverse`) before relying on a latent dimension's meaning.")
+    return lines
+
+
+def _files(manifest: dict | None) -> list[str]:
+    if not manifest:
+        return ["This checkpoint's config.json has no file manifest (it was written by an older vaezoo)."]
+    lines = ["`config.json` lists every file below with its SHA-256; vaezoo verifies them before loading and "
+             "refuses a file that does not match.", "", "| file | bytes | sha256 |", "|---|---:|---|"]
+    for name, entry in sorted(manifest.items()):
+        lines.append(f"| `{name}` | {entry['size']} | `{entry['sha256']}` |")
+    return lines
+
+
+# ---------------------------------------------------------------- the card
+def render(folder: Path, repo_id: str | None = None) -> str:
+    """The model card (Markdown with YAML metadata and a stamp) of the checkpoint in ``folder``.
+
+    ``repo_id`` is the Hub repo the card's usage examples point at (default: the recipe's hub.repo).
+    """
+    folder = Path(folder)
+    config = read_config(folder)
+    recipe = config["recipe"]
+    metrics = None
+    if (folder / METRICS).is_file():
+        try:
+            metrics = read_json(folder / METRICS)
+        except (ValueError, OSError):
+            metrics = None
+    manifest = manifest_of(config, str(folder / "config.json")) or {}
+    has_graphs = any(n.startswith("onnx/") and n.endswith(".onnx") for n in manifest)
+    repo = repo_id or recipe.get("hub", {}).get("repo") or f"vaezoo/{recipe['id']}"
+    body = [_metadata(config, metrics, has_graphs), f"# {recipe['id']}", ""]
+    desc = recipe.get("description")
+    body += _about(config) + ([""] + [f"Data: {desc}."] if desc else []) + [""]
+    body += ["## Model", ""] + _architecture(config) + [""]
+    body += ["## Training", ""] + _training(config, metrics) + [""]
+    body += ["## Evaluation", ""] + _evaluation(config, metrics) + [""]
+    body += ["## How to use", ""] + _usage(config, repo, has_graphs) + [""]
+    body += ["## Files", ""] + _files(manifest) + [""]
+    body += ["## Limitations and intended use", ""] + _limitations(config) + [""]
+    body += ["## Licence and citation", "",
+             f"Weights and code: MIT (vaezoo). Data: {_dataset_text(recipe['data']['name'])}.",
+             "If you use this model, cite the paper(s) above and vaezoo."]
+    return stamp("\n".join(body))
+
+
+def card_metadata(text: str) -> dict:
+    """The YAML metadata of a card, as a dict (empty when there is none)."""
+    import yaml
+
+    if not text.startswith("---\n"):
+        return {}
+    head = text[4:].split("\n---\n", 1)[0]
+    meta = yaml.safe_load(head)
+    return meta if isinstance(meta, dict) else {}
+
