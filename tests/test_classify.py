@@ -198,7 +198,7 @@ print("ok")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
     # the whole CLI with the ONNX backend, when the exporter can make the graphs here
-    ex = run_cli("export", str(tiny_m2))
+    ex = run_cli("export", str(tiny_m2), "--exporter", "torchscript")
     if ex.returncode != 0 or not (tiny_m2 / "onnx" / "classifier.onnx").is_file():
         pytest.skip(f"ONNX export not available: {ex.stderr.strip()[-200:]}")
     cli = BLOCK_TORCH + "from vaezoo.cli import main; sys.argv = ['vaezoo'] + sys.argv[1:]; main()"

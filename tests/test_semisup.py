@@ -12,6 +12,7 @@ import torch
 from conftest import run_cli, tiny_recipe, train_tiny
 
 M1_TINY = {"model": {"classifier_hidden": [16], "m1": {"hidden": [32], "latent": 6}}}
+SMALL = {"model": {"classifier_hidden": [16]}}
 
 
 def test_balanced_labels_fixed_by_seed():
@@ -79,7 +80,7 @@ def test_m2_objective_has_labels_in_every_batch_and_alpha():
 
 @pytest.fixture(scope="module")
 def tiny_m2(tmp_path_factory):
-    return train_tiny("m2-100-mnist5k", tmp_path_factory.mktemp("ck") / "m2-100-mnist5k")
+    return train_tiny("m2-100-mnist5k", tmp_path_factory.mktemp("ck") / "m2-100-mnist5k", **SMALL)
 
 
 def test_m2_trains_and_records_labels(tiny_m2):
@@ -135,7 +136,7 @@ def test_cli_sample_label_and_analogies(tiny_m2, tmp_path):
 
 
 @pytest.mark.parametrize("model_id,extra", [("m1-100-mnist5k", M1_TINY), ("m1m2-100-mnist5k", M1_TINY),
-                                             ("untapped-mnist5k", {})])
+                                             ("untapped-mnist5k", SMALL)])
 def test_other_models_train_and_export_parts(model_id, extra, tmp_path):
     from vaezoo.checkpoint import load_model
 
