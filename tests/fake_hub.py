@@ -152,18 +152,6 @@ class FakeHub:
     def files(self, repo_id: str, rev: str = "main") -> dict[str, bytes]:
         return dict(self.repos[repo_id].resolve(rev).files)
 
-    def downloads(self) -> list[str]:
-        """Paths whose bytes were sent (GET on resolve of small files, GET on the CDN for large ones)."""
-        out = []
-        for method, path, _host in self.requests:
-            if method != "GET":
-                continue
-            if "/resolve/" in path:
-                out.append(path)
-            elif path.startswith("/cdn/"):
-                out.append(path)
-        return out
-
     def downloaded_names(self) -> list[str]:
         """Repo file names whose bytes were sent (CDN paths carry ?name=...)."""
         names = []
@@ -276,13 +264,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.fake.unhandled.append((self.command, self.path))
         self._error(404, None, f"fake hub: no route for {self.command} {parts.path}")
 
-    def _resolve(self, repo_id: str, rev: str, path: str) -> None:
+    def _repo_commit(self, repo_id: str, rev: str) -> tuple[Repo, Commit] | None:
+        """The repo and the commit ``rev`` names, or None after answering with the Hub's error."""
         repo = self._repo(repo_id)
         if repo is None:
-            return
+            return None
         commit = repo.resolve(rev)
         if commit is None:
-            return self._error(404, "RevisionNotFound", f"Invalid rev id: {rev}")
+            self._error(404, "RevisionNotFound", f"Invalid rev id: {rev}")
+            return None
+        return repo, commit
+
+    def _resolve(self, repo_id: str, rev: str, path: str) -> None:
+        found = self._repo_commit(repo_id, rev)
+        if found is None:
+            return
+        commit = found[1]
         data = commit.files.get(path)
         if data is None:
             return self._error(404, "EntryNotFound", f"{path} does not exist on {rev}", {"X-Repo-Commit": commit.sha})
@@ -303,12 +300,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, data, {"ETag": f'"{sha256}"'}, "application/octet-stream")
 
     def _info(self, repo_id: str, rev: str) -> None:
-        repo = self._repo(repo_id)
-        if repo is None:
+        found = self._repo_commit(repo_id, rev)
+        if found is None:
             return
-        commit = repo.resolve(rev)
-        if commit is None:
-            return self._error(404, "RevisionNotFound", f"Invalid rev id: {rev}")
+        repo, commit = found
         self._json(200, {"_id": repo_id, "id": repo_id, "modelId": repo_id, "sha": commit.sha, "private": repo.private,
                          "siblings": [{"rfilename": n} for n in sorted(commit.files)], "tags": [], "downloads": 0})
 
