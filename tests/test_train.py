@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -97,3 +98,17 @@ def test_cli_train_killed_then_resumed(tmp_path):
     assert "resuming tiny-moons from step" in done.stderr
     m = json.loads((out / "metrics.json").read_text())
     assert m["train"]["steps"] >= 200 and not (out / STATE).exists()
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
+def test_ddp_two_processes_under_torchrun(tmp_path):
+    """The trainer runs under torchrun (2 CPU ranks, gloo); only rank 0 writes the checkpoint."""
+    out = tmp_path / "ddp"
+    res = subprocess.run(
+        [shutil.which("torchrun"), "--nproc_per_node", "2", "-m", "vaezoo", "train", "vae-moons",
+         "--steps", "20", "--nll-samples", "8", "--out", str(out), "-q", "--device", "cpu"],
+        capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["train"]["world_size"] == 2 and m["train"]["steps"] == 20
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "metrics.json", "model.safetensors"]

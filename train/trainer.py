@@ -257,6 +257,8 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
             return {"stopped_at": step}
     bar.close()
     seconds = time.perf_counter() - t_start
+    if ddp.world > 1:
+        dist.destroy_process_group()
     if not ddp.main:
         return {}
 
