@@ -12,6 +12,15 @@ from pathlib import Path
 from vaezoo.errors import UsageError
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def check_writable(path: Path, force: bool) -> None:
     if path.exists() and not force:
         raise UsageError(f"{path} exists; pass --force to overwrite it")
@@ -25,6 +34,7 @@ def atomic_path(path: str | Path):
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs get the usual permissions
     try:
         yield Path(tmp)
         os.replace(tmp, path)
