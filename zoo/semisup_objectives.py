@@ -115,11 +115,12 @@ class SemiSupervisedObjective(Objective):
         return self.labelled.batch(step, int(self.cfg.get("labelled_batch", 100)))
 
 
-def m2_loss(core, f_u, f_l, y_l, alpha_eff: float, weighting: str, frac_l: float):
+def m2_loss(core, f_u, f_l, y_l, alpha_eff: float, weighting: str, frac_l: float, c_u=None, c_l=None):
+    """``f_*`` feed the bounds; ``c_*`` (default: the same) feed the classifier q(y|x)."""
     L, log_px_l, kl_l = core.labelled_bound(f_l, y_l)
-    logits_u = core.classifier(f_u)
+    logits_u = core.classifier(f_u if c_u is None else c_u)
     U, parts = core.unlabelled_bound(f_u, logits_u)
-    logits_l = core.classifier(f_l)
+    logits_l = core.classifier(f_l if c_l is None else c_l)
     ce = F.cross_entropy(logits_l, y_l)
     if weighting == "sum":
         loss = -frac_l * L.mean() - U.mean() + alpha_eff * frac_l * ce
@@ -136,13 +137,17 @@ class M2Objective(SemiSupervisedObjective):
 
     def m2_step(self, model, x, step):
         xl, yl = self._lab_batch(step)
+        cu = cl = None
         if hasattr(model, "m1"):
+            # M1+M2: the bounds model samples z1 ~ q(z1|x); the classifier reads M1's mean, as the
+            # exported classifier(x) does (samples would feed it noise in M1's inactive dimensions)
             with torch.no_grad():
                 fu, fl = model.features(x, sample=True), model.features(xl, sample=True)
+                cu, cl = model.features(x), model.features(xl)
         else:
             fu, fl = x, xl
         n, nl = self.labelled.n_total, len(self.labelled)
-        return m2_loss(model.core, fu, fl, yl, self.alpha_eff(), self.cfg.get("weighting", "batch"), nl / n)
+        return m2_loss(model.core, fu, fl, yl, self.alpha_eff(), self.cfg.get("weighting", "batch"), nl / n, cu, cl)
 
     def forward(self, model, x, step: int, x2=None, runner=None):
         loss, stats = self.m2_step(model, x, step)
