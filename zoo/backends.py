@@ -44,18 +44,31 @@ class TorchBackend:
 
 
 def make_backend(folder: Path, backend: str = "auto", device: str = "cpu"):
+    """torch or onnx backend; ``auto`` picks ONNX when the graphs exist (and onnxruntime is installed).
+
+    ``device`` (cpu, cuda, cuda:N, auto) is checked by the backend: the ONNX one asks ONNX Runtime for the
+    CUDA provider and verifies it is the one in use.
+    """
     if backend not in BACKENDS:
         raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     if backend == "onnx" or (backend == "auto" and _onnx_ready(folder)):
         from vaezoo.backend_onnx import OnnxBackend
 
         return OnnxBackend(folder, device)
+    if backend == "auto":
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is None:
+            raise UsageError(f"{folder} has no ONNX graphs (onnx/*.onnx) and PyTorch is not installed: install "
+                             "'vaezoo[torch]', or export the graphs where torch is installed (`vaezoo export MODEL`)")
     return TorchBackend(folder, device)
 
 
 def _onnx_ready(folder: Path) -> bool:
     """auto picks ONNX when the graphs exist (and onnxruntime is installed), else torch."""
-    if not (Path(folder) / "onnx" / "decoder.onnx").is_file():
+    from vaezoo.backend_onnx import CORE_PARTS, graph_path
+
+    if not all(graph_path(folder, part).is_file() for part in CORE_PARTS):
         return False
     import importlib.util
 

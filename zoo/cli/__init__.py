@@ -38,7 +38,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 # Registering a command module = importing it (each module decorates functions onto `app`).
-from vaezoo.cli import catalog, classify_cmd, codec, generate, hub_cmds, training  # noqa: E402,F401
+from vaezoo.cli import catalog, classify_cmd, codec, export_cmd, generate, hub_cmds, training  # noqa: E402,F401
 
 
 def main() -> None:
