@@ -169,7 +169,11 @@ class UntappedObjective(M2Objective):
         ce = F.cross_entropy(core.classifier(xt), y, reduction="none")
         mu, logvar = core.encoder(xt, y1h)
         log_qz = (-0.5 * (math.log(2 * math.pi) + logvar + (z - mu).pow(2) * torch.exp(-logvar))).sum(1)
-        term = log_px + ce - (log_qz if self.cfg.get("inverse_encoder", True) else 0.0)
+        term = ce
+        if self.cfg.get("inverse_entropy", True):   # log p(x~|y,z) = -H(p(x|y,z)) for the mean x~
+            term = term + log_px
+        if self.cfg.get("inverse_encoder", True):   # -log q(z|x~,y)
+            term = term - log_qz
         return term.mean(), {"inv_ce": ce.mean().detach(), "inv": term.mean().detach()}
 
     def forward(self, model, x, step: int, x2=None, runner=None):
