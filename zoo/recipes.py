@@ -55,14 +55,27 @@ def _overrides(model_id: str) -> dict:
         return tomllib.load(fh)
 
 
+def _family_names() -> dict[str, tuple[str, int | None]]:
+    """Published family name -> (family table, label budget or None).
+
+    A family with ``label_budgets`` is also published once per budget as ``<family>-<budget>``.
+    """
+    names: dict[str, tuple[str, int | None]] = {}
+    for fam, spec in _base()["families"].items():
+        names[fam] = (fam, None)
+        for budget in spec.get("label_budgets", []):
+            names[f"{fam}-{budget}"] = (fam, int(budget))
+    return names
+
+
 @lru_cache(maxsize=1)
 def _ids() -> dict[str, tuple[str, str]]:
-    """id -> (family, dataset), in registry order."""
+    """id -> (published family name, dataset), in registry order."""
     base = _base()
     ids: dict[str, tuple[str, str]] = {}
-    for fam, spec in base["families"].items():
-        for ds in spec.get("datasets", base["defaults"]["datasets"]):
-            ids[f"{fam}-{ds}"] = (fam, ds)
+    for name, (fam, _) in _family_names().items():
+        for ds in base["families"][fam].get("datasets", base["defaults"]["datasets"]):
+            ids[f"{name}-{ds}"] = (name, ds)
     return ids
 
 
@@ -71,7 +84,7 @@ def list_ids(pattern: str = "*") -> list[str]:
 
 
 def families() -> list[str]:
-    return list(_base()["families"])
+    return list(_family_names())
 
 
 def unknown_id_error(model_id: str) -> UsageError:
@@ -86,7 +99,10 @@ def resolve(model_id: str, overrides: dict | None = None) -> dict:
         raise unknown_id_error(model_id)
     fam, ds = _ids()[model_id]
     base = _base()
-    fam_spec = {k: v for k, v in base["families"][fam].items() if k not in ("datasets",)}
+    table, budget = _family_names()[fam]
+    fam_spec = {k: v for k, v in base["families"][table].items() if k not in ("datasets", "label_budgets")}
+    if budget is not None:
+        fam_spec = merge(fam_spec, {"data": {"labels": budget}})
     recipe = merge(base["defaults"]["recipe"], base["datasets"][ds])
     recipe = merge(recipe, fam_spec)
     recipe = merge(recipe, _overrides(model_id))
