@@ -28,7 +28,8 @@ def main(ids: list[str]) -> None:
         out = REPO / "zoo" / "starters" / mid
         run("train", mid, "--out", str(out), "--device", "cpu", "--force", "-q")
         run("export", str(out), "--check")
-        run("card", str(out), "-o", str(REPO / "model_cards" / f"{mid}.md"), "--force")
+        for card in (REPO / "model_cards" / f"{mid}.md", out / "README.md"):
+            run("card", str(out), "-o", str(card), "--force")
 
 
 if __name__ == "__main__":

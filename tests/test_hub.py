@@ -288,6 +288,7 @@ def test_registry_id_resolves_to_its_pinned_revision(ckpt, fake_hub, monkeypatch
     from vaezoo.cli import app
 
     commit = fake_hub.add_folder("vaezoo/" + MODEL, ckpt)
+    monkeypatch.setattr(store, "STARTERS", ckpt.parent / "no-starters")  # MODEL is also a bundled starter
     monkeypatch.setattr(store, "hub_pin", lambda mid, recipe=None: ("vaezoo/" + mid, commit) if mid == MODEL else None)
     assert store.availability(MODEL) == ["remote"]
     with pytest.raises(VaezooError, match="not in the Hugging Face cache"):

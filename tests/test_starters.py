@@ -1,0 +1,38 @@
+"""The bundled starters load with the current code and still meet their recorded validation metrics."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from vaezoo.checkpoint import load_model
+from vaezoo.data import load_dataset
+from vaezoo.metrics import evaluate
+from vaezoo.store import bundled_dir, bundled_ids
+
+REQUIRED = ["vae-mnist5k", "dp-vae-mnist5k", "dp-factor-mnist5k", "m2-mnist5k"]
+
+
+def test_required_starters_are_bundled_with_graphs():
+    have = bundled_ids()
+    for mid in REQUIRED:
+        assert mid in have, f"{mid} is not bundled (run scripts/build_starters.py)"
+        folder = bundled_dir(mid)
+        for part in ("encoder", "decoder", "prior_forward", "prior_inverse"):
+            assert (folder / "onnx" / f"{part}.onnx").is_file(), f"{mid}: onnx/{part}.onnx missing"
+        assert (folder / "README.md").is_file() and (folder / "metrics.json").is_file()
+
+
+@pytest.mark.parametrize("mid", [m for m in REQUIRED if m != "m2-mnist5k"])
+def test_starter_meets_its_recorded_nll(mid):
+    model, config = load_model(bundled_dir(mid))
+    recorded = json.loads((bundled_dir(mid) / "metrics.json").read_text())["validation"]
+    val = load_dataset("mnist5k", "val")
+    x = torch.from_numpy(val.x[: recorded["examples"]]).float() / 255.0
+    now = evaluate(model, x, recorded["nll_samples"])
+    # Same code, same seed: equal up to floating-point differences between machines.
+    assert now["nll"] <= recorded["nll"] + 0.5, (now["nll"], recorded["nll"])
+    assert abs(now["neg_elbo"] - recorded["neg_elbo"]) < 0.5
+    assert recorded["nll_samples"] >= 1000
