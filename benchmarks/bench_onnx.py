@@ -66,7 +66,18 @@ def prepare_model(spec: str, train_steps: int = 300) -> tuple[str, Path]:
                                check=True)
     if not (folder / "onnx" / "decoder.onnx").is_file():
         from vaezoo.export import export_checkpoint
+        from vaezoo.store import home
 
+        if not str(folder.resolve()).startswith(str((home() / "bench").resolve())):
+            # never write into someone's checkpoint (a bundled starter, the local store): export a scratch copy
+            scratch = home() / "bench" / "exported" / folder.name
+            shutil.rmtree(scratch, ignore_errors=True)
+            scratch.mkdir(parents=True)
+            for name in ("config.json", "model.safetensors", "metrics.json"):
+                if (folder / name).is_file():
+                    shutil.copy2(folder / name, scratch / name)
+            folder = arg = scratch
+            arg = str(arg)
         log(f"exporting {folder}")
         export_checkpoint(folder, check=True)
     return arg, folder
@@ -105,21 +116,29 @@ def cold_start(arg: str, repeats: int) -> dict:
 
 
 # ---------------------------------------------------------------- 2. throughput
-def rate(fn, batch: int, seconds: float, min_iters: int = 5) -> float:
-    """images/s of fn() (best of three timing windows after a warm-up)."""
-    for _ in range(3):
-        fn()
-    best = 0.0
-    for _ in range(3):
-        iters, t0 = 0, time.perf_counter()
-        while True:
+def rates(fns: dict, batch: int, seconds: float, rounds: int = 5, min_iters: int = 3) -> dict:
+    """{name: items/s} for competing callables, timed in interleaved windows (round robin, best window of
+    each), so that a busy machine slows every competitor alike instead of whichever ran during a spike."""
+    for fn in fns.values():
+        for _ in range(2):
             fn()
-            iters += 1
-            dt = time.perf_counter() - t0
-            if dt >= seconds / 3 and iters >= min_iters:
-                break
-        best = max(best, batch * iters / dt)
+    best = {name: 0.0 for name in fns}
+    window = seconds / rounds
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            iters, t0 = 0, time.perf_counter()
+            while True:
+                fn()
+                iters += 1
+                dt = time.perf_counter() - t0
+                if dt >= window and iters >= min_iters:
+                    break
+            best[name] = max(best[name], batch * iters / dt)
     return best
+
+
+def rate(fn, batch: int, seconds: float) -> float:
+    return rates({"fn": fn}, batch, seconds)["fn"]
 
 
 def make_inputs(part: str, config: dict, batch: int) -> np.ndarray:
@@ -152,30 +171,29 @@ def throughput(folder: Path, seconds: float, threads: int) -> dict:
                 with torch.inference_mode():
                     return module(xt)
 
-            ort_rate = rate(lambda: sess.run(None, {name: x}), b, seconds)
-            torch_rate = rate(run_torch, b, seconds)
+            r = rates({"onnxruntime": lambda: sess.run(None, {name: x}), "torch": run_torch}, b, 2 * seconds)
+            ort_rate, torch_rate = r["onnxruntime"], r["torch"]
             res[part][b] = {"onnxruntime": ort_rate, "torch": torch_rate, "speedup": ort_rate / torch_rate}
             log(f"  {part} batch {b}: onnxruntime {ort_rate:,.0f} img/s, torch {torch_rate:,.0f} img/s")
     return res
 
 
 # ---------------------------------------------------------------- 3. FLOP/s vs matmul peak
-def matmul_peak(threads: int, seconds: float) -> dict:
+def matmul_peak(threads: int, seconds: float, decoder_fn, decoder_flops: float) -> tuple[dict, float]:
+    """({candidate: FLOP/s} of square fp32 matmuls, decoder FLOP/s), all timed in the same interleaved rounds."""
     import onnx
-    import onnxruntime as ort
     import torch
     from onnx import TensorProto, helper
 
     from vaezoo.backend_onnx import load_session
 
     torch.set_num_threads(threads)
-    res = {}
+    fns, flops = {"decoder": decoder_fn}, {"decoder": decoder_flops}
     with tempfile.TemporaryDirectory() as tmp:
         for n in (1024, 2048):
             a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
             b = np.random.default_rng(1).standard_normal((n, n)).astype(np.float32)
             ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-            flops = 2.0 * n**3
             graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "mm",
                                       [helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n]),
                                        helper.make_tensor_value_info("b", TensorProto.FLOAT, [n, n])],
@@ -183,11 +201,15 @@ def matmul_peak(threads: int, seconds: float) -> dict:
             path = Path(tmp) / f"mm{n}.onnx"
             onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8), str(path))
             sess = load_session(path, ["CPUExecutionProvider"], threads)
-            res[f"torch.mm {n}"] = rate(lambda: torch.mm(ta, tb), 1, seconds) * flops
-            res[f"numpy.matmul {n}"] = rate(lambda: a @ b, 1, seconds) * flops
-            res[f"onnxruntime MatMul {n}"] = rate(lambda: sess.run(None, {"a": a, "b": b}), 1, seconds) * flops
-    del ort
-    return res
+            fns[f"torch.mm {n}"] = lambda ta=ta, tb=tb: torch.mm(ta, tb)
+            fns[f"numpy.matmul {n}"] = lambda a=a, b=b: a @ b
+            fns[f"onnxruntime MatMul {n}"] = lambda sess=sess, a=a, b=b: sess.run(None, {"a": a, "b": b})
+            for name in list(fns)[-3:]:
+                flops[name] = 2.0 * n**3
+        per_call = rates(fns, 1, seconds * len(fns) / 2)
+    achieved = {name: per_call[name] * flops[name] for name in fns}
+    decoder = achieved.pop("decoder")
+    return achieved, decoder
 
 
 def decoder_flops_per_image(folder: Path) -> tuple[float, str]:
@@ -223,20 +245,23 @@ def variants(folder: Path, seconds: float, threads: int) -> dict:
         backends = {p: OnnxBackend(ck, precision=p) for p in ("fp32", "fp16", "int8")}
         for part in ("decoder", "encoder"):
             res[part] = {}
-            for precision, backend in backends.items():
-                sess = backend.session(part)
-                name = sess.get_inputs()[0].name
-                entry = {"bytes": (ck / "onnx" / (f"{part}.onnx" if precision == "fp32" else f"{part}.{precision}.onnx")).stat().st_size}
-                for b in (64, 4096):
-                    x = make_inputs(part, config, b)
-                    entry[f"img_s_batch_{b}"] = rate(lambda: sess.run(None, {name: x}), b, seconds)
-                x = make_inputs(part, config, 256)
-                ref = backends["fp32"].session(part).run(None, {name: x})
+            sessions = {p: b.session(part) for p, b in backends.items()}
+            name = sessions["fp32"].get_inputs()[0].name
+            for precision in backends:
+                res[part][precision] = {"bytes": (ck / "onnx" / (f"{part}.onnx" if precision == "fp32" else f"{part}.{precision}.onnx")).stat().st_size}
+            for b in (64, 4096):
+                x = make_inputs(part, config, b)
+                r = rates({p: (lambda sess=sess, x=x: sess.run(None, {name: x})) for p, sess in sessions.items()}, b, 1.5 * seconds)
+                for precision, v in r.items():
+                    res[part][precision][f"img_s_batch_{b}"] = v
+            x = make_inputs(part, config, 256)
+            ref = sessions["fp32"].run(None, {name: x})
+            for precision, sess in sessions.items():
                 got = sess.run(None, {name: x})
+                entry = res[part][precision]
                 entry["max_abs_err_vs_fp32"] = float(max(np.abs(r - g).max() for r, g in zip(ref, got)))
                 if precision != "fp32":
                     entry["export_report_err_vs_torch"] = report["variants"][precision][part]["max_abs_diff_vs_torch_fp32"]
-                res[part][precision] = entry
     return res
 
 
@@ -247,6 +272,8 @@ def main(argv=None) -> int:
     ap.add_argument("--train-steps", type=int, default=300, help="steps of the quick model trained when --model is not available")
     ap.add_argument("--repeats", type=int, default=7, help="cold-process runs per command")
     ap.add_argument("--seconds", type=float, default=1.0, help="timing budget per throughput figure")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads for ONNX Runtime and torch alike (default: physical cores; on a busy machine use 1)")
     ap.add_argument("--skip", default="", help="comma-separated sections to skip: cold,throughput,flops,variants")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
@@ -257,6 +284,8 @@ def main(argv=None) -> int:
     import onnxruntime
     import torch
 
+    if args.threads:
+        os.environ["VAEZOO_THREADS"] = str(args.threads)  # read by vaezoo.backend_onnx, also in the cold processes
     threads = physical_cores()
     arg, folder = prepare_model(args.model, args.train_steps)
     figures: dict = {
@@ -290,15 +319,14 @@ def main(argv=None) -> int:
     if "flops" not in skip:
         log("matmul peak and decoder FLOP/s ...")
         flops_img, kind = decoder_flops_per_image(folder)
-        peaks = matmul_peak(threads, args.seconds)
-        peak_name = max(peaks, key=peaks.get)
-        peak = peaks[peak_name]
         from vaezoo.backend_onnx import OnnxBackend
 
         sess = OnnxBackend(folder).session("decoder")
         x = make_inputs("decoder", json.loads((folder / "config.json").read_text()), 4096)
-        dec_rate = rate(lambda: sess.run(None, {sess.get_inputs()[0].name: x}), 4096, args.seconds)
-        achieved = dec_rate * flops_img
+        peaks, achieved = matmul_peak(threads, args.seconds, lambda: sess.run(None, {sess.get_inputs()[0].name: x}), 4096 * flops_img)
+        peak_name = max(peaks, key=peaks.get)
+        peak = peaks[peak_name]
+        dec_rate = achieved / flops_img
         figures["flops"] = {"decoder_kind": kind, "decoder_flop_per_image": flops_img, "decoder_img_s_batch_4096": dec_rate,
                             "decoder_flop_s": achieved, "matmul_peaks_flop_s": peaks, "peak": peak_name,
                             "share_of_peak": achieved / peak}

@@ -154,8 +154,12 @@ class OnnxBackend:
         self.threads = physical_cores()
         missing = [p for p in CORE_PARTS if not graph_path(self.folder, p, precision).is_file()]
         if missing:
-            what = "no ONNX graphs" if len(missing) == len(CORE_PARTS) else "missing ONNX graphs " + ", ".join(f"{p}.onnx" for p in missing)
-            raise VaezooError(f"{what} in {self.folder / ONNX_DIR}: run `vaezoo export {self._spec()}` first (or use --backend torch)")
+            names = ", ".join(graph_path(self.folder, p, precision).name for p in missing)
+            what = "no ONNX graphs" if len(missing) == len(CORE_PARTS) else f"missing ONNX graphs {names}"
+            flag = "" if precision == "fp32" else f" --{precision}"
+            if precision != "fp32" and graph_path(self.folder, "decoder").is_file():
+                flag += " --force"
+            raise VaezooError(f"{what} in {self.folder / ONNX_DIR}: run `vaezoo export {self._spec()}{flag}` first (or use --backend torch)")
         self.device, self.strict_cuda = self._pick_device(device, ort)
         self._parts: dict[str, tuple] = {}  # part -> (session, meta, input names, input shapes, output names)
 
