@@ -140,6 +140,36 @@ def test_conversions_and_refusals(tiny_m2, digits, tmp_path):
     assert "values" in errs["neg.npy"] and "trunc.npy" in errs and "does not exist" in errs["missing.png"]
 
 
+def test_decode_threads_change_nothing(tiny_m2, digits, tmp_path):
+    """Images decoded in a thread pool: the same rows, logits and stderr lines, in the same order."""
+    from PIL import Image
+
+    from vaezoo import classify as engine
+
+    x, y = digits
+    write_pngs(tmp_path / "pngs", x[:30], y[:30], by_class=False)
+    Image.fromarray(255 - x[3, 0]).save(tmp_path / "pngs" / "d003.png")                 # converted (warning)
+    (tmp_path / "pngs" / "d010.png").write_bytes(b"junk")                               # error row
+    np.save(tmp_path / "pngs" / "d020.npy", x[30:40, 0].astype(np.float32))            # array between images
+    paths = [str(tmp_path / "pngs"), str(tmp_path / "missing.png"), str(tmp_path / "pngs" / "d001.png")]
+    pipe = _pipe(tiny_m2)
+    outs = []
+    for threads in (1, 3, 8):
+        buf, notes, logits = io.StringIO(), io.StringIO(), io.BytesIO()
+        engine.run(pipe, paths, engine.RowWriter(buf, "csv", pipe.labels, 2), batch_size=7, progress=False,
+                   notes=engine.Notes(stream=notes), threads=threads)
+        engine.run(pipe, paths, engine.NpyWriter(logits), batch_size=7, progress=False,
+                   notes=engine.Notes(stream=io.StringIO()), threads=threads)
+        outs.append((buf.getvalue(), notes.getvalue(), logits.getvalue()))
+    assert outs[1] == outs[0] and outs[2] == outs[0]
+    rows = list(csv.DictReader(io.StringIO(outs[0][0])))
+    assert len(rows) == 42 and sum(bool(r["error"]) for r in rows) == 2
+    lg = np.load(io.BytesIO(outs[0][2]))
+    bad = [i for i, r in enumerate(rows) if r["error"]]
+    assert lg.shape == (42, len(pipe.labels)) and np.isnan(lg[bad]).all() and not np.isnan(np.delete(lg, bad, 0)).any()
+    assert "inverted" in outs[0][1] and "d010.png" in outs[0][1]
+
+
 def test_shards_split_deterministically(tiny_m2, digits, tmp_path):
     x, y = digits
     write_pngs(tmp_path / "pngs", x[:10], y[:10], by_class=False)

@@ -12,7 +12,9 @@ The whole stream is counted first (file headers only) so ``--shard i/n`` can tak
 items ``[floor((i-1) T / n), floor(i T / n))`` of the T items: concatenating the n shard outputs in
 order gives the unsharded output. Items are then read lazily and classified in batches, so memory
 stays flat and the first rows are written before the last input is read. A file that cannot be
-read becomes an error row (and a line on stderr); the rest are still classified.
+read becomes an error row (and a line on stderr); the rest are still classified. Image files are
+decoded in a small thread pool (``VAEZOO_THREADS``, else up to 4 CPUs; ``--decode-threads``); rows,
+warnings and errors still come out in input order, so the output does not depend on it.
 
 Image conversion for grey 28x28 models (MNIST-like): colour -> grey (alpha composited onto white),
 other sizes resized to 28x28 with Lanczos after padding to a square, dark-on-light images inverted
@@ -29,6 +31,7 @@ import struct
 import sys
 import time
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Iterator
 
@@ -218,6 +221,16 @@ class ImageReader:
         self.shape, self.notes, self.mnist_like = shape, notes, mnist_like
 
     def __call__(self, path: Path) -> np.ndarray:
+        arr, done = self.read(path)
+        self.warn(path, done)
+        return arr
+
+    def warn(self, path: Path, done: list[str]) -> None:
+        if done:
+            self.notes.warn("converted images", f"{path}: " + "; ".join(done))
+
+    def read(self, path: Path) -> tuple[np.ndarray, list[str]]:
+        """The image and what was done to it; touches no shared state (safe in a worker thread)."""
         from PIL import Image
 
         c, h, w = self.shape
@@ -264,9 +277,10 @@ class ImageReader:
             if border.mean() > 0.5:
                 arr = 1.0 - arr
                 done.append("inverted a dark-on-light image (the model expects light digits on a dark background)")
-        if done:
-            self.notes.warn("converted images", f"{path}: " + "; ".join(done))
-        return arr[None] if c == 1 else arr.transpose(2, 0, 1)
+        return (arr[None] if c == 1 else arr.transpose(2, 0, 1)), done
+
+
+_FLUSH = object()   # Reader._items: finish the pending images before going on
 
 
 @dataclass
@@ -285,11 +299,56 @@ class Block:
 class Reader:
     """Blocks of items [lo, hi) of the counted stream."""
 
-    def __init__(self, shape, notes: Notes, chunk: int = 4096, mnist_like: bool = True):
+    def __init__(self, shape, notes: Notes, chunk: int = 4096, mnist_like: bool = True, threads: int = 1):
         self.shape, self.notes, self.chunk = tuple(shape), notes, chunk
         self.image = ImageReader(self.shape, notes, mnist_like)
+        self.threads = max(1, int(threads))
 
     def blocks(self, entries: Iterator[Entry], lo: int, hi: int) -> Iterator[Block]:
+        """With ``threads`` > 1, image files are decoded in a thread pool (Pillow releases the GIL while
+        decoding), at most ``WINDOW`` per thread ahead; blocks, warnings and errors still come out in
+        input order, from this thread. Arrays are read here, after the images before them are done."""
+        if self.threads == 1:
+            for item in self._items(entries, lo, hi, None):
+                yield self._image_block(*item) if isinstance(item, tuple) else item
+            return
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        ex = ThreadPoolExecutor(self.threads, thread_name_prefix="vaezoo-decode")
+        pending: deque = deque()
+        try:
+            for item in self._items(entries, lo, hi, ex):
+                if isinstance(item, tuple):
+                    pending.append(item)
+                    if len(pending) > self.WINDOW * self.threads:
+                        yield self._image_block(*pending.popleft())
+                    continue
+                while pending:
+                    yield self._image_block(*pending.popleft())
+                if item is not _FLUSH:
+                    yield item
+            while pending:
+                yield self._image_block(*pending.popleft())
+        finally:
+            ex.shutdown(wait=True, cancel_futures=True)
+
+    WINDOW = 64
+
+    def _image_block(self, path: Path, job) -> Block:
+        """An image's block from ``job`` (a future of ImageReader.read, or None: read it now)."""
+        try:
+            arr, done = job.result() if job is not None else self.image.read(path)
+            self.image.warn(path, done)
+            return Block(str(path), None, arr[None])
+        except Exception as exc:
+            msg = str(exc) if isinstance(exc, ValueError) and str(exc).startswith("is ") else f"cannot read image: {exc}"
+            msg = f"{path} {msg}" if msg.startswith("is ") else f"{path}: {msg}"
+            self.notes.error(msg)
+            return Block(str(path), None, None, msg)
+
+    def _items(self, entries: Iterator[Entry], lo: int, hi: int, ex):
+        """Blocks in order, with each image file as (path, future or None) in its place."""
         pos = 0
         for e in entries:
             a, b = max(lo, pos), min(hi, pos + e.count)
@@ -298,17 +357,13 @@ class Reader:
                 if pos >= hi:
                     return
                 continue
+            if e.kind != "image" and ex is not None:
+                yield _FLUSH   # the images before this entry first: its messages come after theirs
             if e.error:
                 self.notes.error(e.error)
                 yield Block(str(e.path), None, None, e.error)
             elif e.kind == "image":
-                try:
-                    yield Block(str(e.path), None, self.image(e.path)[None])
-                except Exception as exc:
-                    msg = str(exc) if isinstance(exc, ValueError) and str(exc).startswith("is ") else f"cannot read image: {exc}"
-                    msg = f"{e.path} {msg}" if msg.startswith("is ") else f"{e.path}: {msg}"
-                    self.notes.error(msg)
-                    yield Block(str(e.path), None, None, msg)
+                yield (e.path, None if ex is None else ex.submit(self.image.read, e.path))
             else:
                 yield from self._array(e, a - (pos - e.count), b - (pos - e.count))
 
@@ -490,10 +545,28 @@ def count_entries(paths: list[str]) -> int:
         return sum(inspect(p, k).count for p, k in walk(paths, Notes(limit=0, stream=sink)))
 
 
+def decode_threads() -> int:
+    """Threads that decode image files: ``VAEZOO_THREADS`` when set, else up to 4 of the CPUs this process may use."""
+    env = os.environ.get("VAEZOO_THREADS", "").strip()
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise UsageError(f"VAEZOO_THREADS must be a whole number, not {env!r}") from None
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus = os.cpu_count() or 1
+    return max(1, min(4, cpus))
+
+
 def run(pipe, paths: list[str], writer, *, batch_size: int = 512, shard: str | None = None,
-        progress: bool = True, notes: Notes | None = None) -> Summary:
+        progress: bool = True, notes: Notes | None = None, threads: int | None = None) -> Summary:
     """Classify ``paths`` through ``pipe`` (a Pipeline; its backend runs the 'classifier' part),
-    writing one row per item with ``writer.write(items)``. Returns the summary."""
+    writing one row per item with ``writer.write(items)``. Returns the summary.
+
+    ``threads``: image files decoded at once (None: :func:`decode_threads`); the output is the
+    same for any value."""
     notes = notes or Notes()
     if batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
@@ -510,7 +583,8 @@ def run(pipe, paths: list[str], writer, *, batch_size: int = 512, shard: str | N
     writer.begin(hi - lo, len(pipe.labels))
     bar = Progress(hi - lo, progress)
     mnist_like = shape[0] == 1 and pipe.config.get("output", {}).get("likelihood") == "bernoulli"
-    reader = Reader(shape, notes, chunk=max(batch_size, 1024), mnist_like=mnist_like)
+    reader = Reader(shape, notes, chunk=max(batch_size, 1024), mnist_like=mnist_like,
+                    threads=decode_threads() if threads is None else threads)
     entries = (inspect(p, k) for p, k in walk(paths, notes))   # pass 2: read lazily
     item = lo
     for pieces, x in batches(reader.blocks(entries, lo, hi), batch_size):
@@ -523,12 +597,12 @@ def run(pipe, paths: list[str], writer, *, batch_size: int = 512, shard: str | N
                 item += 1
                 summ.failed += 1
                 continue
-            for j in range(a, b):
-                idx = None if blk.start is None else blk.start + j
-                rows.append((item, blk.source, idx, r, None))
-                item += 1
-                r += 1
-            summ.classified += b - a
+            m = b - a   # one tuple per row, built by C iterators (no per-row Python statements)
+            idx = repeat(None, m) if blk.start is None else range(blk.start + a, blk.start + b)
+            rows.extend(zip(range(item, item + m), repeat(blk.source, m), idx, range(r, r + m), repeat(None, m)))
+            item += m
+            r += m
+            summ.classified += m
         writer.write(rows, logits)
         bar.update(len(rows))
     bar.close()
@@ -560,7 +634,16 @@ class RowWriter:
             top = np.argsort(-p, axis=1, kind="stable")[:, :k] if k > 1 else p.argmax(1)[:, None]
             topp = np.take_along_axis(p, top, 1)
             labs = np.asarray(self.labels, dtype=object)[top].tolist()
-            probs = np.char.mod("%.6f", topp).tolist() if self.fmt == "csv" else np.round(topp.astype(np.float64), 6).tolist()
+            if self.fmt == "csv":
+                # "%.6f" of each value as a Python float: the same text as np.char.mod, ~5x faster
+                flat = ["%.6f" % v for v in topp.ravel().tolist()]
+                if k == 1:
+                    labs = [lr[0] for lr in labs]
+                    probs = flat
+                else:
+                    probs = [flat[j : j + k] for j in range(0, len(flat), k)]
+            else:
+                probs = np.round(topp.astype(np.float64), 6).tolist()
         out = []
         last_src, s = None, ""
         if self.fmt == "csv":
@@ -572,7 +655,7 @@ class RowWriter:
                 if err is not None:
                     out.append(f"{item},{s},{i},,{empty},{_csv(err)}\n")
                 elif self.k == 1:
-                    out.append(f"{item},{s},{i},{labs[r][0]},{probs[r][0]},\n")
+                    out.append(f"{item},{s},{i},{labs[r]},{probs[r]},\n")
                 else:
                     lr, pr = labs[r], probs[r]
                     out.append(f"{item},{s},{i}," + ",".join(f"{lr[j]},{pr[j]}" for j in range(self.k)) + ",\n")
@@ -610,10 +693,14 @@ class NpyWriter:
         np.lib.format.write_array_header_1_0(self.fh, {"descr": "<f4", "fortran_order": False, "shape": (n, k)})
 
     def write(self, rows, logits) -> None:
+        if logits is not None and len(logits) == len(rows):   # no failed items: row j is logits[j]
+            self.fh.write(np.ascontiguousarray(logits, dtype="<f4").tobytes())
+            return
         out = np.full((len(rows), self.k), np.nan, dtype="<f4")
-        for j, (_, _, _, r, err) in enumerate(rows):
-            if err is None:
-                out[j] = logits[r]
+        ok = [(j, r) for j, (_, _, _, r, err) in enumerate(rows) if err is None]
+        if ok:
+            js, rs = zip(*ok)
+            out[list(js)] = logits[list(rs)]
         self.fh.write(out.tobytes())
 
     def end(self) -> None:

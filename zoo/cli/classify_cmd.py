@@ -33,6 +33,7 @@ def classify(
     force: bool = Force,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stderr when done."),
+    decode_threads: Optional[int] = typer.Option(None, "--decode-threads", help="Image files decoded at once (default: VAEZOO_THREADS, else up to 4 CPUs); the output is the same for any value."),
 ) -> None:
     """Classify images in a batch job: one row per input item (source, index, label, probability, top-k).
 
@@ -46,6 +47,8 @@ def classify(
 
     if top_k < 1:
         raise UsageError("--top-k must be at least 1")
+    if decode_threads is not None and decode_threads < 1:
+        raise UsageError("--decode-threads must be at least 1")
     engine.parse_shard(shard)
     kind = fmt or "csv"
     if output is not None:
@@ -61,7 +64,7 @@ def classify(
 
     def go(fh):
         writer = engine.NpyWriter(fh) if kind == "npy" else engine.RowWriter(fh, kind, pipe.labels, top_k)
-        return engine.run(pipe, inputs, writer, batch_size=batch_size, shard=shard, progress=not quiet)
+        return engine.run(pipe, inputs, writer, batch_size=batch_size, shard=shard, progress=not quiet, threads=decode_threads)
 
     if output is None:
         summ = go(sys.stdout)
