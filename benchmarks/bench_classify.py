@@ -1,11 +1,13 @@
 """End-to-end throughput of `vaezoo classify`: a folder of PNG files and one big .npy, per backend.
 
-    python benchmarks/bench_classify.py --model m2-mnist5k [--pngs 10000] [--npy 100000] [--backends onnx,torch]
+    python benchmarks/bench_classify.py --model m2-mnist5k [--pngs 10000] [--npy 100000] [--backends onnx,torch] [--threads 1]
 
 Inputs are real MNIST digits from the bundled mnist5k set (repeated to the requested count).
 Each run is a fresh `vaezoo classify MODEL INPUT -o preds.csv` process; reported: wall seconds of
 the whole process (start-up included), items/s over that wall time, the engine's own items/s
-(as the command prints it), and the process's peak resident memory (ru_maxrss).
+(as the command prints it), and the process's peak resident memory (ru_maxrss). ``--threads N`` sets
+VAEZOO_THREADS (ONNX Runtime threads) and OMP_NUM_THREADS (torch) for each run; the
+header line also prints the 1-minute load average, since the figures only mean something on an idle machine.
 Target: the .npy path >= 20,000 digits/s on a 2-core machine.
 """
 
@@ -53,12 +55,15 @@ def make_inputs(work: Path, n_png: int, n_npy: int) -> tuple[Path, Path]:
     return pngs, npy
 
 
-def run(model: str, inp: Path, backend: str, work: Path, batch: int) -> dict:
+def run(model: str, inp: Path, backend: str, work: Path, batch: int, threads: int = 0, decode: int = 1) -> dict:
     out = work / f"preds-{backend}-{inp.stem}.csv"
     cmd = [sys.executable, "-c", RUNNER, "classify", model, str(inp), "-o", str(out), "--backend", backend,
-           "--force", "-q", "--batch-size", str(batch)]
+           "--force", "-q", "--batch-size", str(batch), "--decode-threads", str(decode)]
     t = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ)
+    if threads:
+        env.update(VAEZOO_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t
     if r.returncode != 0:
         return {"input": inp.name, "backend": backend, "error": r.stderr.strip()[-300:]}
@@ -76,14 +81,18 @@ def main() -> None:
     ap.add_argument("--npy", type=int, default=100000)
     ap.add_argument("--backends", default="onnx,torch")
     ap.add_argument("--batch-size", type=int, default=512)
+    ap.add_argument("--decode-threads", type=int, default=1, help="passed to vaezoo classify (image-decoding thread pool)")
+    ap.add_argument("--threads", type=int, default=0, help="VAEZOO_THREADS and OMP_NUM_THREADS for each run (0: leave as they are)")
     ap.add_argument("--work", type=Path, default=None, help="folder for the generated inputs (kept between runs)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     work = args.work or Path(tempfile.gettempdir()) / "vaezoo-bench-classify"
     work.mkdir(parents=True, exist_ok=True)
     pngs, npy = make_inputs(work, args.pngs, args.npy)
-    rows = [run(args.model, inp, b, work, args.batch_size) for inp in (npy, pngs) for b in args.backends.split(",")]
-    print(f"vaezoo classify {args.model}: {os.cpu_count()} CPUs, batch {args.batch_size}")
+    rows = [run(args.model, inp, b, work, args.batch_size, args.threads, args.decode_threads) for inp in (npy, pngs) for b in args.backends.split(",")]
+    threads = args.threads or os.environ.get("VAEZOO_THREADS") or "default"
+    print(f"vaezoo classify {args.model}: {os.cpu_count()} CPUs, threads {threads}, decode threads {args.decode_threads}, batch {args.batch_size}, "
+          f"load average {os.getloadavg()[0]:.2f}")
     print(f"{'input':>16} | {'backend':>7} | {'items':>7} | {'wall s':>7} | {'items/s (wall)':>14} | {'items/s (engine)':>16} | {'peak RSS MB':>11}")
     for r in rows:
         if "error" in r:

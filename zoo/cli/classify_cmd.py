@@ -33,7 +33,7 @@ def classify(
     force: bool = Force,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stderr when done."),
-    decode_threads: Optional[int] = typer.Option(None, "--decode-threads", help="Image files decoded at once (default: VAEZOO_THREADS, else up to 4 CPUs); the output is the same for any value."),
+    decode_threads: int = typer.Option(1, "--decode-threads", help="Image files decoded at once in a thread pool (the output is the same for any value; 1: no pool)."),
 ) -> None:
     """Classify images in a batch job: one row per input item (source, index, label, probability, top-k).
 
@@ -47,7 +47,7 @@ def classify(
 
     if top_k < 1:
         raise UsageError("--top-k must be at least 1")
-    if decode_threads is not None and decode_threads < 1:
+    if decode_threads < 1:
         raise UsageError("--decode-threads must be at least 1")
     engine.parse_shard(shard)
     kind = fmt or "csv"
