@@ -13,6 +13,7 @@ used 50,000 MNIST digits, ten times more unlabelled data).
 
 Runs are kept in --out (default ``$VAEZOO_HOME/table1``); finished runs are reused, so an
 interrupted table continues where it stopped. Results also go to ``<out>/table1.json``.
+Measured tables (what ran, beside the paper's numbers): benchmarks/README.md, section "Table 1".
 """
 
 from __future__ import annotations
