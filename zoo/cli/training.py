@@ -22,6 +22,7 @@ def train(
     out: Optional[Path] = typer.Option(None, "--out", help="Checkpoint folder (default: $VAEZOO_HOME/models/<id>)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder with the dataset's files (else $VAEZOO_DATA or download)."),
+    threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0 = auto: 1 for MLP models, all cores for conv)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
     force: bool = typer.Option(False, "--force", help="Start over, replacing what is in the output folder."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -41,7 +42,8 @@ def train(
         over["eval"] = {"nll_samples": nll_samples}
     rec = load_recipe_file(recipe, over) if recipe.endswith(".toml") else resolve(recipe, over)
     folder = out or local_dir(rec["id"])
-    metrics = run_training(rec, folder, device=device, resume=resume, force=force, data_dir=data_dir, progress=not quiet)
+    metrics = run_training(rec, folder, device=device, resume=resume, force=force, data_dir=data_dir, progress=not quiet,
+                           threads=threads)
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
     else:
