@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 TINY = {
     "model": {"hidden": [32], "latent": 4},
     "prior": {"hidden": 16},
-    "train": {"steps": 6, "batch_size": 16, "checkpoint_every": 3, "log_every": 1000},
+    "train": {"steps": 6, "batch_size": 16, "checkpoint_every": 3},
     "eval": {"nll_samples": 8, "max_examples": 16},
 }
 

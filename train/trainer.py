@@ -24,7 +24,7 @@ import torch.distributed as dist
 from vaezoo.checkpoint import CONFIG, WEIGHTS, make_config, save_checkpoint
 from vaezoo.errors import UsageError, VaezooError
 from vaezoo.fileio import atomic_path
-from vaezoo.train.progress import Progress, log
+from vaezoo.progress import Progress, log
 
 STATE = "train_state.safetensors"
 
@@ -231,7 +231,7 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
         runner = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
     data = _to_tensor(train_set)
     total = int(tcfg["steps"])
-    bar = Progress(total, step, desc=recipe["id"], enabled=progress and ddp.main, every=int(tcfg.get("log_every", 50)))
+    bar = Progress(total, step, desc=recipe["id"], enabled=progress and ddp.main)
     if ddp.main:
         out.mkdir(parents=True, exist_ok=True)
     model.train()
@@ -260,7 +260,7 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
             stats["disc"] = aux.detach()
         step += 1
         last_stats = {k: float(v) for k, v in stats.items()}
-        bar.update(step, loss=last_stats["loss"], kl=last_stats["kl"])
+        bar.advance(1, loss=last_stats["loss"], kl=last_stats["kl"])
         if ddp.main and (step % int(tcfg["checkpoint_every"]) == 0 or step == total):
             save_state(out / STATE, model, objective, opt, aux_opt, sampler, step, recipe, time.perf_counter() - t_start)
         if stop_after is not None and step >= stop_after:

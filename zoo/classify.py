@@ -39,6 +39,7 @@ from typing import Iterator
 import numpy as np
 
 from vaezoo.errors import UsageError
+from vaezoo.progress import Progress
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
@@ -502,35 +503,6 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return (p / p.sum(1, keepdims=True)).astype(np.float32)
 
 
-class Progress:
-    """Items done / total on stderr: redrawn on a TTY, a line every few seconds otherwise."""
-
-    def __init__(self, total: int, enabled: bool = True, desc: str = "classify"):
-        self.total, self.enabled, self.desc = total, enabled, desc
-        self.tty = sys.stderr.isatty()
-        self.t0 = self.last = time.perf_counter()
-        self.n = 0
-
-    def update(self, k: int) -> None:
-        self.n += k
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if now - self.last < (0.2 if self.tty else 5.0) and self.n < self.total:
-            return
-        self.last = now
-        rate = self.n / max(now - self.t0, 1e-9)
-        fill = int(24 * self.n / max(self.total, 1))
-        line = f"{self.desc} [{'#' * fill}{'.' * (24 - fill)}] {self.n}/{self.total} {rate:.0f} items/s"
-        sys.stderr.write(("\r" + line + "\033[K") if self.tty else line + "\n")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled and self.tty:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-
 @dataclass
 class Summary:
     total: int = 0          # items in the whole stream
@@ -567,7 +539,7 @@ def run(pipe, paths: list[str], writer, *, batch_size: int = 512, shard: str | N
     lo, hi = shard_range(total, i, n)
     summ = Summary(total=total, shard=(i, n), items=hi - lo)
     writer.begin(hi - lo, len(pipe.labels))
-    bar = Progress(hi - lo, progress)
+    bar = Progress(hi - lo, desc="classify", enabled=progress, unit="items")
     mnist_like = shape[0] == 1 and pipe.config.get("output", {}).get("likelihood") == "bernoulli"
     reader = Reader(shape, notes, chunk=max(batch_size, 1024), mnist_like=mnist_like,
                     threads=threads)
@@ -590,7 +562,7 @@ def run(pipe, paths: list[str], writer, *, batch_size: int = 512, shard: str | N
             r += m
             summ.classified += m
         writer.write(rows, logits)
-        bar.update(len(rows))
+        bar.advance(len(rows))
     bar.close()
     writer.end()
     notes.summary()
