@@ -16,7 +16,7 @@ from vaezoo.errors import VaezooError
 
 app = typer.Typer(
     name="vaezoo",
-    help="An exportable model zoo of variational autoencoders: list, inspect, train, sample, encode and decode.",
+    help="An exportable model zoo of variational autoencoders: list, inspect, train, export to ONNX, sample, encode, decode, classify, and pull/push models on the Hugging Face Hub.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
