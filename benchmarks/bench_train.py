@@ -102,7 +102,7 @@ def run_vaezoo(model_id: str, epochs: int, k: int, seed: int, device: str, work:
     log(f"[vaezoo] {model_id}: {epochs} epochs x {spe} steps, batch {recipe['train']['batch_size']}, "
         f"lr {recipe['train']['lr']}, seed {seed}")
     t0 = time.perf_counter()
-    metrics = train(recipe, out, device=device, force=True, progress=False)
+    metrics = train(recipe, out, device=device, force=True, progress=False, threads=torch.get_num_threads())  # same threads as pythae
     wall = time.perf_counter() - t0
     seconds = float(metrics["train"]["seconds"])
     val = metrics["validation"]

@@ -34,6 +34,8 @@ NAMES = {"m2": "M2", "m1m2": "M1+M2"}
 
 def run_one(family: str, n: int, dataset: str, seed: int, steps: int | None, out: Path, nll: int) -> dict:
     from vaezoo.recipes import resolve
+    import torch
+
     from vaezoo.train.trainer import train
 
     model_id = f"{family}-{n}-{dataset}"
@@ -44,7 +46,7 @@ def run_one(family: str, n: int, dataset: str, seed: int, steps: int | None, out
         rec = resolve(model_id, over)
         t = time.time()
         print(f"training {model_id} seed {seed} ({rec['train']['steps']} steps) -> {folder}", file=sys.stderr, flush=True)
-        train(rec, folder, device="auto", force=True, progress=False)
+        train(rec, folder, device="auto", force=True, progress=False, threads=torch.get_num_threads())  # keep the --threads setting
         print(f"  done in {time.time() - t:.0f}s", file=sys.stderr, flush=True)
     m = json.loads(done.read_text())
     return {"id": model_id, "seed": seed, "error": 100 * m["validation"]["error_rate"],

@@ -33,6 +33,8 @@ import numpy as np
 
 def train_model(kind: str, steps: int | None, seed: int, labels: int, out: Path, weight: float, entropy: bool = True) -> Path:
     from vaezoo.recipes import resolve
+    import torch
+
     from vaezoo.train.trainer import train
 
     tag = "" if kind == "m2" else f"-w{weight:g}" + ("" if entropy else "-noH")
@@ -49,7 +51,7 @@ def train_model(kind: str, steps: int | None, seed: int, labels: int, out: Path,
     rec["id"] = f"{kind}-0to4-mnist5k"
     t = time.time()
     print(f"training {kind} seed {seed} ({rec['train']['steps']} steps) -> {folder}", file=sys.stderr, flush=True)
-    train(rec, folder, device="auto", force=True, progress=False)
+    train(rec, folder, device="auto", force=True, progress=False, threads=torch.get_num_threads())  # keep the --threads setting
     print(f"  done in {time.time() - t:.0f}s", file=sys.stderr, flush=True)
     return folder
 
