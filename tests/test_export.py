@@ -208,3 +208,17 @@ def test_moons_vector_data_exports(tmp_path):
     report = export_checkpoint(folder, check=True, exporter=SWEEP_EXPORTER, log=None)
     meta = json.loads({p.key: p.value for p in onnx.load(str(folder / "onnx" / "decoder.onnx")).metadata_props}["vaezoo"])
     assert report["ok"] and meta["decoder_output"] == "mean" and meta["postprocess"] == "none" and meta["data"]["layout"] == "ND"
+
+
+def test_exporting_a_bundled_starter_writes_a_local_copy_not_the_package(tmp_path):
+    """The package's starters are read-only data: `vaezoo export ID` copies the starter into the local store."""
+    from vaezoo.store import bundled_dir, local_dir
+
+    before = sorted(p.name for p in (bundled_dir("vae-mnist5k") / "onnx").iterdir())
+    res = run_cli("export", "vae-mnist5k", "--check", "--exporter", "torchscript")
+    assert res.returncode == 0, res.stderr
+    assert "copied the bundled starter" in res.stderr
+    assert (local_dir("vae-mnist5k") / "onnx" / "decoder.onnx").is_file()
+    assert sorted(p.name for p in (bundled_dir("vae-mnist5k") / "onnx").iterdir()) == before
+    listing = run_cli("list", "vae-mnist5k", "--json")
+    assert json.loads(listing.stdout)[0]["available"][:2] == ["local", "bundled"]

@@ -26,15 +26,9 @@ def export_cmd(
     as_json: bool = Json,
 ) -> None:
     """Export every part (encoder, decoder, prior_forward, prior_inverse[, classifier]) to ONNX, with metadata and test data."""
-    import inspect
-
     from vaezoo.export import export_checkpoint
-    from vaezoo.store import resolve_model
 
-    if "need" in inspect.signature(resolve_model).parameters:
-        folder = resolve_model(model, need="weights")
-    else:
-        folder = resolve_model(model)
+    folder = _writable_checkpoint(model, output)
     report = export_checkpoint(folder, output, opset=opset, fp16=fp16, int8=int8, check=check, exporter=exporter,
                                force=force, log=lambda msg: print(msg, file=sys.stderr))
     if as_json:
@@ -45,3 +39,33 @@ def export_cmd(
     typer.echo(f"wrote {len(report['parts'])} graphs of {report['model']} to {report['out_dir']} "
                f"(opset {report['opset']}, IR {report['ir_version']}, {report['seconds']:.0f}s); "
                f"parity {status}: max abs diff {worst:.2g} (tolerance {report['tolerance']:g})")
+
+
+def _writable_checkpoint(model: str, output: Optional[Path]) -> Path:
+    """The checkpoint folder to export into.
+
+    Folders the user named and the local store are written in place. A bundled starter lives inside
+    the installed package, and a Hub download inside the Hugging Face cache: neither is ours to change,
+    so a bundled starter is first copied (without its graphs) into the local store, which then takes
+    precedence when the id is resolved; for a Hub model the user names an output folder.
+    """
+    import shutil
+
+    from vaezoo.checkpoint import CARD, CONFIG, METRICS, WEIGHTS
+    from vaezoo.errors import UsageError
+    from vaezoo.store import bundled_dir, local_dir, looks_like_path, resolve_model
+
+    folder = resolve_model(model, need="weights")
+    if looks_like_path(model) or output is not None:
+        return folder
+    if model.startswith("hf-hub:"):
+        raise UsageError("a Hub model lives in the Hugging Face cache: pass -o DIR for its graphs, or `vaezoo pull` it and export a copy")
+    if folder == bundled_dir(model):
+        dest = local_dir(model)
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in (CONFIG, WEIGHTS, METRICS, CARD):
+            if (folder / name).is_file():
+                shutil.copy2(folder / name, dest / name)
+        print(f"copied the bundled starter {model} to {dest} (the local store) to export it there", file=sys.stderr)
+        return dest
+    return folder
