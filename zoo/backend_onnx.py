@@ -145,7 +145,7 @@ class OnnxBackend:
     name = "onnx"
 
     def __init__(self, folder: Path, device: str = "cpu", precision: str = "fp32"):
-        from vaezoo.checkpoint import read_config
+        from vaezoo.checkpoint import fp32_graph_names, read_config, verify_files
 
         ort = _ort()
         self.folder = Path(folder)
@@ -160,6 +160,9 @@ class OnnxBackend:
             if precision != "fp32" and graph_path(self.folder, "decoder").is_file():
                 flag += " --force"
             raise VaezooError(f"{what} in {self.folder / ONNX_DIR}: run `vaezoo export {self._spec()}{flag}` first (or use --backend torch)")
+        # like checkpoint.load_model for the weights: refuse graphs that do not match the manifest
+        present = (p.relative_to(self.folder).as_posix() for p in (self.folder / ONNX_DIR).glob("*.onnx*"))
+        verify_files(self.folder, fp32_graph_names(present), self.config)
         self.device, self.strict_cuda = self._pick_device(device, ort)
         self._parts: dict[str, tuple] = {}  # part -> (session, meta, input names, input shapes, output names)
 

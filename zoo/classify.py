@@ -39,6 +39,7 @@ from typing import Iterator
 import numpy as np
 
 from vaezoo.errors import UsageError
+from vaezoo.pipeline import softmax
 from vaezoo.progress import Progress
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -494,13 +495,6 @@ def batches(blocks: Iterator[Block], size: int) -> Iterator[tuple[list[tuple[Blo
                 pieces, xs, rows = [], [], 0
     if pieces:
         yield pieces, (np.concatenate(xs) if xs else None)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float64)
-    z -= z.max(1, keepdims=True)
-    p = np.exp(z)
-    return (p / p.sum(1, keepdims=True)).astype(np.float32)
 
 
 @dataclass

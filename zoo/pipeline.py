@@ -23,6 +23,14 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return (0.5 * (1.0 + np.tanh(0.5 * x))).astype(np.float32)  # overflow-free logistic
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64 (stable), returned as float32."""
+    z = logits.astype(np.float64)
+    z -= z.max(1, keepdims=True)
+    p = np.exp(z)
+    return (p / p.sum(1, keepdims=True)).astype(np.float32)
+
+
 class Pipeline:
     def __init__(self, config: dict, backend, folder: Path | None = None):
         self.config = config
@@ -93,10 +101,7 @@ class Pipeline:
 
     def classify(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities q(y|x), N x K."""
-        logits = self.classify_logits(x).astype(np.float64)
-        logits -= logits.max(1, keepdims=True)
-        p = np.exp(logits)
-        return (p / p.sum(1, keepdims=True)).astype(np.float32)
+        return softmax(self.classify_logits(x))
 
     def analogies(self, rows: int = 10, seed: int = 0, temperature: float = 1.0, x: np.ndarray | None = None) -> np.ndarray:
         """The paper's analogies: one z per row (prior draws, or the codes of ``x`` under their
@@ -198,16 +203,13 @@ def load_pipeline(model: str, backend: str = "auto", device: str = "cpu", offlin
     """Resolve ``model`` (registry id, checkpoint folder or ``hf-hub:org/name[@rev]``), fetching from the
     Hub only the files the backend needs, verify those files against config.json's manifest, and build
     the pipeline. ``offline`` (or HF_HUB_OFFLINE=1) uses only what is cached."""
-    from vaezoo.backends import BACKENDS, _onnx_ready, make_backend
-    from vaezoo.checkpoint import fp32_graph_names, read_config, verify_files
+    from vaezoo.backends import BACKENDS, make_backend
+    from vaezoo.checkpoint import read_config
     from vaezoo.store import need_for_backend, resolve_model
 
-    if backend not in BACKENDS:
+    if backend not in BACKENDS:  # before any download
         raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     folder = resolve_model(model, need=need_for_backend(backend), offline=offline)
     config = read_config(folder)
-    if backend == "onnx" or (backend == "auto" and _onnx_ready(folder)):
-        # the torch backend verifies model.safetensors itself (checkpoint.load_model)
-        present = (p.relative_to(folder).as_posix() for p in (Path(folder) / "onnx").glob("*.onnx*"))
-        verify_files(folder, fp32_graph_names(present), config)
+    # each backend verifies the files it reads against the manifest (weights, or graphs)
     return Pipeline(config, make_backend(folder, backend, device), folder)
