@@ -76,7 +76,10 @@ def test_every_family_exports_with_parity(family, tmp_path):
     assert np.abs(p_onnx.reconstruct(x) - p_torch.reconstruct(x)).max() <= 1e-3
 
 
-SEMISUP = [("m2-100-mnist5k", {}), ("m1m2-100-mnist5k", {"model": {"classifier_hidden": [16], "m1": {"hidden": [32], "latent": 6}}})]
+SEMISUP = [("m2-100-mnist5k", {}),
+           ("m2-100-mnist5k", {"model": {"classifier_backbone": "conv", "classifier_channels": [4, 8], "classifier_hidden": [16],
+                                         "classifier_dropout": 0.5}}),
+           ("m1m2-100-mnist5k", {"model": {"classifier_hidden": [16], "m1": {"hidden": [32], "latent": 6}}})]
 
 
 @pytest.mark.parametrize("model_id,extra", SEMISUP)

@@ -26,9 +26,11 @@ def _same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
 
 
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
-    # dp-factor exercises everything resumable: flow, discriminator + its optimiser, RNG, data order.
-    recipe = tiny_recipe("dp-factor-mnist5k")
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, schedule):
+    # dp-factor exercises everything resumable: flow, discriminator + its optimiser, RNG, data order;
+    # the cosine learning rate must pick up at the resumed step.
+    recipe = tiny_recipe("dp-factor-mnist5k", train={"lr_schedule": schedule})
     train(recipe, tmp_path / "full", device="cpu", progress=False)
     res = train(recipe, tmp_path / "split", device="cpu", progress=False, stop_after=3)
     assert res == {"stopped_at": 3} and (tmp_path / "split" / STATE).is_file()
@@ -39,6 +41,17 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     m_full = json.loads((tmp_path / "full" / "metrics.json").read_text())["validation"]
     m_split = json.loads((tmp_path / "split" / "metrics.json").read_text())["validation"]
     assert m_full == m_split
+
+
+def test_cosine_learning_rate_and_unknown_schedule():
+    from vaezoo.errors import VaezooError
+    from vaezoo.train.trainer import lr_at
+
+    cfg = {"lr": 1e-3, "lr_schedule": "cosine", "lr_final": 0.1}
+    assert [round(lr_at(cfg, s, 10), 7) for s in (0, 5, 10)] == [1e-3, 5.5e-4, 1e-4]
+    assert lr_at({"lr": 2e-3}, 7, 10) == 2e-3
+    with pytest.raises(VaezooError, match="lr_schedule"):
+        lr_at({"lr": 1e-3, "lr_schedule": "step"}, 0, 10)
 
 
 def test_same_seed_same_weights_other_seed_differs(tmp_path):

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import shutil
@@ -174,6 +175,18 @@ def set_threads(recipe: dict, threads: int | None) -> None:
     torch.set_num_threads(threads)
 
 
+def lr_at(tcfg: dict, step: int, total: int) -> float:
+    """Learning rate of ``step``: ``train.lr`` ("constant"), or "cosine" annealing to ``lr_final`` x lr."""
+    lr = float(tcfg["lr"])
+    kind = tcfg.get("lr_schedule", "constant")
+    if kind == "constant":
+        return lr
+    if kind == "cosine":
+        floor = lr * float(tcfg.get("lr_final", 0.0))
+        return floor + (lr - floor) * 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
+    raise VaezooError(f"unknown train.lr_schedule {kind!r} (constant, cosine)")
+
+
 def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False, force: bool = False,
           data_dir: str | None = None, progress: bool = True, stop_after: int | None = None,
           threads: int | None = None) -> dict:
@@ -240,6 +253,8 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
     while step < total:
         x = _batch(data, sampler.next(), dev)
         x2 = _batch(data, sampler.next(), dev) if objective.needs_second_batch else None
+        for g in opt.param_groups:  # a pure function of the step, so resuming needs no scheduler state
+            g["lr"] = lr_at(tcfg, step, total)
         loss, stats = objective(model, x, step, x2, runner=runner)
         if not torch.isfinite(loss):
             raise VaezooError(f"loss became {float(loss)} at step {step}; lower the learning rate (--lr) or check the data")

@@ -82,12 +82,44 @@ class CondDecoder(nn.Module):
 
 
 class Classifier(nn.Module):
-    def __init__(self, d_in: int, hidden: list[int], k: int, act: str):
+    def __init__(self, d_in: int, hidden: list[int], k: int, act: str, dropout: float = 0.0):
         super().__init__()
+        self.drop = nn.Dropout(dropout) if dropout else nn.Identity()
         self.net = _mlp([d_in, *hidden, k], act)
 
     def forward(self, x):
-        return self.net(x.flatten(1))
+        return self.net(self.drop(x.flatten(1)))
+
+
+class ConvClassifier(nn.Module):
+    """q(y|x) for images: stride-2 5x5 convolutions, then an MLP head (dropout before it)."""
+
+    def __init__(self, shape, channels: list[int], hidden: list[int], k: int, act: str, dropout: float = 0.0):
+        super().__init__()
+        if len(shape) != 3:
+            raise ValueError(f"a conv classifier needs C x H x W data, not shape {tuple(shape)}")
+        c, h, w = shape
+        layers: list[nn.Module] = []
+        for out in channels:
+            layers += [nn.Conv2d(c, out, 5, stride=2, padding=2), _act(act)]
+            c, h, w = out, (h + 1) // 2, (w + 1) // 2
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.head = Classifier(c * h * w, hidden, k, act, dropout)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def build_classifier(shape, m: dict, k: int, act: str) -> nn.Module:
+    """The recipe's q(y|x): ``classifier_backbone`` "mlp" (the paper's) or "conv" (images)."""
+    hidden = list(m.get("classifier_hidden", m.get("hidden", [500])))
+    dropout = float(m.get("classifier_dropout", 0.0))
+    kind = m.get("classifier_backbone", "mlp")
+    if kind == "conv":
+        return ConvClassifier(shape, list(m.get("classifier_channels", [32, 64])), hidden, k, act, dropout)
+    if kind != "mlp":
+        raise ValueError(f"unknown classifier_backbone {kind!r} (mlp, conv)")
+    return Classifier(math.prod(shape), hidden, k, act, dropout)
 
 
 def onehot(y: torch.Tensor, k: int) -> torch.Tensor:
@@ -101,13 +133,13 @@ def kl_standard(mu, logvar):
 class M2Core(nn.Module):
     """M2 over some data space (pixels, or M1's codes): the bounds L(x, y) and U(x)."""
 
-    def __init__(self, shape, k, latent, hidden, cls_hidden, likelihood, sigma, prior_cfg, act="relu"):
+    def __init__(self, shape, k, latent, hidden, classifier: nn.Module, likelihood, sigma, prior_cfg, act="relu"):
         super().__init__()
         self.shape, self.k, self.latent, self.likelihood, self.sigma = tuple(shape), k, latent, likelihood, sigma
         d = math.prod(shape)
         self.encoder = CondEncoder(d, k, hidden, latent, act)
         self.decoder = CondDecoder(latent, k, hidden, shape, act)
-        self.classifier = Classifier(d, cls_hidden, k, act)
+        self.classifier = classifier
         self.prior = build_prior(prior_cfg, latent)
         if likelihood == "learned_gaussian":
             self.out_logvar = nn.Parameter(torch.zeros(d))
@@ -249,7 +281,7 @@ class M2(nn.Module):
         self.likelihood = m["likelihood"]
         act = m.get("activation", "relu")
         self.core = M2Core(self.shape, self.k, self.latent, list(m.get("hidden", [500])),
-                           list(m.get("classifier_hidden", m.get("hidden", [500]))), self.likelihood,
+                           build_classifier(self.shape, m, self.k, act), self.likelihood,
                            float(m.get("sigma", 0.1)), recipe["prior"], act)
 
     @property
@@ -323,8 +355,7 @@ class M1M2(M2):
         act = m.get("activation", "relu")
         d1 = m1_model["latent"]
         self.core = M2Core((d1,), self.k, self.latent, list(m.get("hidden", [500])),
-                           list(m.get("classifier_hidden", m.get("hidden", [500]))), "learned_gaussian", 1.0,
-                           recipe["prior"], act)
+                           build_classifier((d1,), m, self.k, act), "learned_gaussian", 1.0, recipe["prior"], act)
 
     def parts(self) -> dict[str, nn.Module]:
         c, m1 = self.core, self.m1
@@ -349,7 +380,8 @@ class M1(VAE):
         super().__init__(config)
         m = config["recipe"]["model"]
         self.k = _num_classes(config)
-        self.head = Classifier(self.latent, list(m.get("classifier_hidden", [])), self.k, m.get("activation", "relu"))
+        self.head = Classifier(self.latent, list(m.get("classifier_hidden", [])), self.k, m.get("activation", "relu"),
+                               float(m.get("classifier_dropout", 0.0)))
 
     def parts(self) -> dict[str, nn.Module]:
         return {**super().parts(), "classifier": _M1Classifier(self.encoder, self.head)}
