@@ -181,3 +181,23 @@ def test_recipes_exist_for_budgets():
                 rec = resolve(f"{fam}-{n}-{ds}")
                 assert rec["data"]["labels"] == n
     assert "m1m2-svhn" in ids and "untapped-mnist5k" in ids and "m2-mnist5k" in ids
+
+
+def test_m1m2_svhn_trains_on_real_format_files_and_exports(tmp_path):
+    """M1+M2 on SVHN (conv M1 on 3x32x32 colour digits): trained on .mat files in SVHN's published layout."""
+    import data_formats as fmt
+
+    from vaezoo.export import export_checkpoint
+    from vaezoo.train.trainer import train
+
+    fmt.write_svhn(tmp_path / "data" / "svhn", np.random.default_rng(3), n_train=80)
+    rec = tiny_recipe("m1m2-svhn", data={"labels": 10}, train={"batch_size": 8},
+                      model={"classifier_hidden": [16], "m1": {"hidden": [32], "latent": 6}})
+    assert rec["model"]["backbone"] == "conv32" and rec["model"]["likelihood"] == "gaussian"
+    out = tmp_path / "m1m2-svhn"
+    train(rec, out, device="cpu", progress=False, data_dir=str(tmp_path / "data"))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["labels"]["labelled"] == 10 and 0.0 <= metrics["validation"]["error_rate"] <= 1.0
+    report = export_checkpoint(out, check=True, exporter="torchscript", log=None)  # the fast exporter; dynamo is swept in test_export
+    assert report["parts"]["classifier"]["inputs"][0] == ["x", ["batch", 3, 32, 32]]
+    assert max(report["parts"]["decoder"]["parity"].values()) <= 1e-4
