@@ -201,3 +201,23 @@ def test_m1m2_svhn_trains_on_real_format_files_and_exports(tmp_path):
     report = export_checkpoint(out, check=True, exporter="torchscript", log=None)  # the fast exporter; dynamo is swept in test_export
     assert report["parts"]["classifier"]["inputs"][0] == ["x", ["batch", 3, 32, 32]]
     assert max(report["parts"]["decoder"]["parity"].values()) <= 1e-4
+
+
+def test_per_dataset_family_settings_and_random_shift():
+    """m2's mnist5k entry (conv q(y|x), shifts) applies to every mnist5k budget and to no other dataset."""
+    from vaezoo.recipes import resolve
+    from vaezoo.semisup_objectives import random_shift
+
+    for mid in ("m2-mnist5k", "m2-100-mnist5k"):
+        rec = resolve(mid)
+        assert rec["model"]["classifier_backbone"] == "conv" and rec["objective"]["shift"] == 2
+    paper = resolve("m2-mnist")
+    assert "classifier_backbone" not in paper["model"] and "shift" not in paper["objective"]
+    x = torch.zeros(64, 1, 9, 9)
+    x[:, 0, 4, 4] = 1.0
+    torch.manual_seed(0)
+    moved = random_shift(x, 2)
+    pos = moved[:, 0].flatten(1).argmax(1)
+    rows, cols = pos // 9, pos % 9
+    assert moved.sum() == 64 and rows.min() >= 2 and rows.max() <= 6 and cols.min() >= 2 and cols.max() <= 6
+    assert len(set(zip(rows.tolist(), cols.tolist()))) > 10   # offsets differ per image

@@ -197,6 +197,17 @@ def _architecture(config: dict) -> list[str]:
          else f"decoupled: RealNVP flow, {prior.get('blocks')} coupling blocks, hidden {prior.get('hidden')}"),
         ("objective", ", ".join(f"{k} = {_fmt(v)}" for k, v in obj.items())),
     ]
+    if "classifier_hidden" in m:
+        if m.get("classifier_backbone", "mlp") == "conv":
+            text = (f"conv: 5x5 stride-2 convolutions with {_fmt(m.get('classifier_channels', [32, 64]))} channels, "
+                    f"then hidden {_fmt(m['classifier_hidden'])}")
+        else:
+            text = f"mlp, hidden {_fmt(m['classifier_hidden'])}"
+        if m.get("classifier_dropout"):
+            text += f", dropout {_fmt(m['classifier_dropout'])} before the head"
+        if m.get("kind") in ("m1", "m1m2"):
+            text += ", on the latent means of M1's encoder"
+        rows.append(("classifier q(y|x)", text))
     if config.get("labels"):
         rows.append(("labels", ", ".join(config["labels"])))
     return _table(rows)
@@ -216,9 +227,14 @@ def _training(config: dict, metrics: dict | None) -> list[str]:
          + (f", {recipe['data']['labels']} of them labelled" if recipe["data"].get("labels") else "")),
         ("steps", f"{t['steps']}" + (f" ({_fmt(mt['epochs'])} epochs)" if "epochs" in mt else "")),
         ("batch size", t["batch_size"]),
-        ("optimiser", f"Adam, learning rate {_fmt(t['lr'])}" + (f", gradient clipping {_fmt(t['grad_clip'])}" if t.get("grad_clip") else "")),
+        ("optimiser", f"Adam, learning rate {_fmt(t['lr'])}"
+         + (f", {t['lr_schedule']} schedule to {_fmt(t.get('lr_final', 0.0))} x lr" if t.get("lr_schedule", "constant") != "constant" else "")
+         + (f", gradient clipping {_fmt(t['grad_clip'])}" if t.get("grad_clip") else "")),
         ("seed", t["seed"]),
     ]
+    if recipe["objective"].get("shift"):
+        rows.append(("augmentation", f"every training digit translated by a random offset of up to "
+                                     f"{recipe['objective']['shift']} pixels each step (not in the paper)"))
     if mt:
         rows += [
             ("hardware", f"{mt.get('hardware', '?')}, device {mt.get('device', '?')}, {mt.get('world_size', 1)} process(es)"),

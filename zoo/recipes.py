@@ -3,7 +3,8 @@
 A recipe is composed, not copied: ``train/recipes/base.toml`` holds the defaults, one table per
 family (objective and prior) and one per dataset (backbone, likelihood, training length); an
 optional ``train/recipes/<id>.toml`` holds the few settings that differ for that one pair.
-Composition order: defaults -> dataset -> family -> ``<id>.toml``. The result is one complete
+A family table may hold ``per_dataset.<dataset>`` settings (what that family needs on that data).
+Composition order: defaults -> dataset -> family (-> its per_dataset entry) -> ``<id>.toml``. The result is one complete
 recipe that ``vaezoo info ID`` prints and ``config.json`` records. Pure Python: no torch here.
 """
 
@@ -100,7 +101,9 @@ def resolve(model_id: str, overrides: dict | None = None) -> dict:
     fam, ds = _ids()[model_id]
     base = _base()
     table, budget = _family_names()[fam]
-    fam_spec = {k: v for k, v in base["families"][table].items() if k not in ("datasets", "label_budgets")}
+    spec = base["families"][table]
+    fam_spec = {k: v for k, v in spec.items() if k not in ("datasets", "label_budgets", "per_dataset")}
+    fam_spec = merge(fam_spec, spec.get("per_dataset", {}).get(ds, {}))  # the family's settings for this dataset
     if budget is not None:
         fam_spec = merge(fam_spec, {"data": {"labels": budget}})
     recipe = merge(base["defaults"]["recipe"], base["datasets"][ds])

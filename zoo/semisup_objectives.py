@@ -19,13 +19,19 @@ Labelled subset: ``data.labels`` examples, balanced per class (``labels / K`` ea
 some classes (the Untapped experiment). The labelled batch of step t is drawn with a torch
 generator seeded by (seed, t), so a resumed run sees the same batches.
 
+Augmentation (not in the paper; used by the small-data mnist5k recipes): ``objective.shift = s``
+translates every training digit (unlabelled and labelled, and M1's VAE inputs) by a random integer
+offset in [-s, s] pixels per step; evaluation and exported graphs see the digits as they are.
+
 M1: steps < ``objective.vae_steps``: the VAE bound on all x; after: cross-entropy of the
 classifier head on the latent means of the labelled x (encoder frozen).
 M1+M2: the same first stage for M1, then M2's loss on z1 ~ q(z1|x) (M1 frozen).
 Untapped: M2's loss plus ``weight`` times the inverted bound on label-only y (the training labels,
 shuffled apart from their images): z ~ p(z), x~ = E[p(x|y,z)] (the Bernoulli mean, a continuous
 relaxation of the sample so gradients flow), loss term
-``log p(x~|y,z) - log q(y|x~) - log q(z|x~,y)`` (q(x) uniform and p(z) fixed: constants dropped).
+``log p(x~|y,z) - log q(y|x~) - log q(z|x~,y)`` (q(x) uniform and p(z) fixed: constants dropped);
+``inverse_prior = "model"`` replaces the uniform q(x) by the model's own p(x), bounded by U(x~), which
+adds ``-U(x~)`` and keeps the generated x~ digit-like instead of rewarding blur.
 """
 
 from __future__ import annotations
@@ -56,6 +62,17 @@ def balanced_labels(y: np.ndarray, n_labels: int, seed: int, classes=None) -> np
             raise UsageError(f"data.labels = {n_labels}: class {c} has only {len(members)} training examples")
         picked.append(rng.permutation(members)[:want])
     return np.sort(np.concatenate(picked))
+
+
+def random_shift(x: torch.Tensor, s: int) -> torch.Tensor:
+    """Each image of a (B, C, H, W) batch translated by its own integer offset in [-s, s]^2, zero-filled."""
+    b, c, h, w = x.shape
+    padded = F.pad(x, (s, s, s, s))
+    dy = torch.randint(0, 2 * s + 1, (b, 1), device=x.device)
+    dx = torch.randint(0, 2 * s + 1, (b, 1), device=x.device)
+    rows = (dy + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (dx + torch.arange(w, device=x.device))[:, None, None, :]
+    return padded[torch.arange(b, device=x.device)[:, None, None, None], torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
 
 
 class LabelledSet:
@@ -111,6 +128,11 @@ class SemiSupervisedObjective(Objective):
         k = len(np.unique(self.labelled.all_y.numpy()))
         return {"labels": {**self.labelled.info(k), "unlabelled": self.labelled.n_total}}
 
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """``objective.shift`` > 0: random translations of the training digits (not in the paper)."""
+        shift = int(self.cfg.get("shift", 0))
+        return random_shift(x, shift) if shift else x
+
     def _lab_batch(self, step):
         return self.labelled.batch(step, int(self.cfg.get("labelled_batch", 100)))
 
@@ -137,6 +159,7 @@ class M2Objective(SemiSupervisedObjective):
 
     def m2_step(self, model, x, step):
         xl, yl = self._lab_batch(step)
+        x, xl = self.augment(x), self.augment(xl)
         cu = cl = None
         if hasattr(model, "m1"):
             # M1+M2: the bounds model samples z1 ~ q(z1|x); the classifier reads M1's mean, as the
@@ -174,6 +197,12 @@ class UntappedObjective(M2Objective):
             term = term + log_px
         if self.cfg.get("inverse_encoder", True):   # -log q(z|x~,y)
             term = term - log_qz
+        prior = self.cfg.get("inverse_prior", "uniform")
+        if prior == "model":   # -log p(x~) <= -U(x~): the model's own marginal bound instead of a uniform q(x)
+            u, _ = core.unlabelled_bound(xt)
+            term = term - u
+        elif prior != "uniform":
+            raise UsageError(f"objective.inverse_prior = {prior!r}: use 'uniform' or 'model'")
         return term.mean(), {"inv_ce": ce.mean().detach(), "inv": term.mean().detach()}
 
     def forward(self, model, x, step: int, x2=None, runner=None):
@@ -191,7 +220,7 @@ class TwoStage(SemiSupervisedObjective):
         return int(v) if v else int(0.5 * int(self.recipe["train"]["steps"]))
 
     def vae_loss(self, vae, x):
-        fwd = vae.forward_pass(x)
+        fwd = vae.forward_pass(self.augment(x))
         recon, kl = -fwd.log_px.mean(), fwd.kl.mean()
         return recon + kl, {"recon": recon.detach(), "kl": kl.detach()}
 
@@ -207,7 +236,7 @@ class M1Objective(TwoStage):
     def second(self, model, x, step):
         xl, yl = self._lab_batch(step)
         with torch.no_grad():
-            mu, _ = model.encoder(xl)
+            mu, _ = model.encoder(self.augment(xl))
         logits = model.head(mu)
         ce = F.cross_entropy(logits, yl)
         return ce, {"ce": ce.detach(), "kl": torch.tensor(0.0), "acc_l": (logits.argmax(1) == yl).float().mean()}
