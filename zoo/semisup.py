@@ -364,8 +364,12 @@ class M1M2(M2):
                 "prior_forward": PriorForward(c.prior), "prior_inverse": PriorInverse(c.prior)}
 
     def features(self, x, sample: bool = False):
+        return self.sampled_and_mean(x)[0] if sample else self.m1.encoder(x)[0]
+
+    def sampled_and_mean(self, x):
+        """(z1 ~ q(z1|x), the mean of q(z1|x)) from one pass of M1's encoder."""
         mu, logvar = self.m1.encoder(x)
-        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
+        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar), mu
 
     def decoder_mean(self, out):
         return self.m1.decoder_mean(out)

@@ -165,8 +165,7 @@ class M2Objective(SemiSupervisedObjective):
             # M1+M2: the bounds model samples z1 ~ q(z1|x); the classifier reads M1's mean, as the
             # exported classifier(x) does (samples would feed it noise in M1's inactive dimensions)
             with torch.no_grad():
-                fu, fl = model.features(x, sample=True), model.features(xl, sample=True)
-                cu, cl = model.features(x), model.features(xl)
+                (fu, cu), (fl, cl) = model.sampled_and_mean(x), model.sampled_and_mean(xl)
         else:
             fu, fl = x, xl
         n, nl = self.labelled.n_total, len(self.labelled)
