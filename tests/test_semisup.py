@@ -222,3 +222,42 @@ def test_per_dataset_family_settings_and_random_shift():
     rows, cols = pos // 9, pos % 9
     assert moved.sum() == 64 and rows.min() >= 2 and rows.max() <= 6 and cols.min() >= 2 and cols.max() <= 6
     assert len(set(zip(rows.tolist(), cols.tolist()))) > 10   # offsets differ per image
+
+
+def _recipe_file(path, **tables) -> str:
+    lines = ['family = "m2"', 'dataset = "mnist5k"']
+    base = {"train": {"steps": 4, "batch_size": 16}, "eval": {"nll_samples": 0, "max_examples": 16},
+            "model": {"classifier_channels": [4, 8], "classifier_hidden": [16]}}
+    for name, table in {**base, **{k: {**base.get(k, {}), **v} for k, v in tables.items()}}.items():
+        lines.append(f"[{name}]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in table.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_cli_recipe_options_shift_cosine_and_bad_recipes(tmp_path):
+    """A user's recipe file with the new options trains through the CLI and its card says so; recipes
+    that cannot run fail in one line before anything is written, and --force keeps the old model then."""
+    good = _recipe_file(tmp_path / "mine.toml", train={"lr_schedule": "cosine"}, objective={"shift": 1})
+    out = tmp_path / "run"
+    r = run_cli("train", good, "--out", str(out), "--device", "cpu", "-q")
+    assert r.returncode == 0, r.stderr
+    rec = json.loads((out / "config.json").read_text())["recipe"]
+    assert rec["train"]["lr_schedule"] == "cosine" and rec["objective"]["shift"] == 1
+    assert rec["model"]["classifier_backbone"] == "conv"
+    card = run_cli("card", str(out))
+    assert card.returncode == 0 and "cosine schedule" in card.stdout and "up to 1 pixels" in card.stdout
+    before = (out / "model.safetensors").read_bytes()
+    bad = {"sched": ({"train": {"lr_schedule": "step"}}, "lr_schedule"),
+           "cls": ({"model": {"classifier_backbone": "resnet"}}, "classifier_backbone"),
+           "prior": ({"objective": {"inverse_prior": "data"}}, "inverse_prior")}
+    for name, (tables, word) in bad.items():
+        path = _recipe_file(tmp_path / f"bad-{name}.toml", **tables)
+        if name == "prior":
+            text = (tmp_path / f"bad-{name}.toml").read_text().replace('family = "m2"', 'family = "untapped"')
+            (tmp_path / f"bad-{name}.toml").write_text(text)
+        fresh = run_cli("train", path, "--out", str(tmp_path / f"out-{name}"), "--device", "cpu", "-q")
+        assert fresh.returncode == 2 and word in fresh.stderr and len(fresh.stderr.strip().splitlines()) == 1, fresh.stderr
+        assert not (tmp_path / f"out-{name}").exists()
+        forced = run_cli("train", path, "--out", str(out), "--device", "cpu", "-q", "--force")
+        assert forced.returncode == 2 and (out / "model.safetensors").read_bytes() == before

@@ -159,11 +159,14 @@ def prepare_out(out: Path, resume: bool, force: bool) -> bool:
         raise UsageError(f"an unfinished run is in {out}; pass --resume to continue it or --force to start over")
     if (out / WEIGHTS).exists() and not force:
         raise UsageError(f"{out} already holds a trained model; pass --force to retrain it")
-    if force and out.exists():
-        for name in (STATE, WEIGHTS, CONFIG, "metrics.json"):
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / "onnx", ignore_errors=True)
     return False
+
+
+def clear_out(out: Path) -> None:
+    """--force: drop the previous run's files, once the new run has been built (a bad recipe keeps them)."""
+    for name in (STATE, WEIGHTS, CONFIG, "metrics.json"):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "onnx", ignore_errors=True)
 
 
 def set_threads(recipe: dict, threads: int | None) -> None:
@@ -184,7 +187,7 @@ def lr_at(tcfg: dict, step: int, total: int) -> float:
     if kind == "cosine":
         floor = lr * float(tcfg.get("lr_final", 0.0))
         return floor + (lr - floor) * 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
-    raise VaezooError(f"unknown train.lr_schedule {kind!r} (constant, cosine)")
+    raise UsageError(f"unknown train.lr_schedule {kind!r} (constant, cosine)")
 
 
 def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False, force: bool = False,
@@ -207,6 +210,7 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
         recipe = meta["recipe"]
         recipe["train"]["steps"] = steps
     tcfg = recipe["train"]
+    lr_at(tcfg, 0, 1)  # an unknown train.lr_schedule fails here, before anything is written
     torch.manual_seed(int(tcfg["seed"]))
 
     train_set = load_dataset(recipe["data"]["name"], "train", data_dir=data_dir)
@@ -246,6 +250,8 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
     total = int(tcfg["steps"])
     bar = Progress(total, step, desc=recipe["id"], enabled=progress and ddp.main)
     if ddp.main:
+        if force and not has_state:
+            clear_out(out)
         out.mkdir(parents=True, exist_ok=True)
     model.train()
     t_start = time.perf_counter() - elapsed
@@ -317,5 +323,6 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
         metrics.update(objective.metrics_info())
     save_checkpoint(out, model, config, metrics)
     (out / STATE).unlink(missing_ok=True)
-    log(f"wrote {out} (val NLL {val.get('nll', float('nan')):.2f} nats, -ELBO {val['neg_elbo']:.2f}) in {seconds:.0f}s")
+    nll = f"val NLL {val['nll']:.2f} nats, " if "nll" in val else ""
+    log(f"wrote {out} ({nll}-ELBO {val['neg_elbo']:.2f}) in {seconds:.0f}s")
     return metrics

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vaezoo.errors import UsageError
 from vaezoo.flow import LOG_2PI, StandardPrior, build_prior
 from vaezoo.nets import build_backbone
 
@@ -113,10 +114,16 @@ MODEL_KINDS: dict[str, type[nn.Module]] = {"vae": VAE}
 
 
 def build_model(config: dict) -> nn.Module:
-    kind = config["recipe"]["model"].get("kind", "vae")
+    """The model a config describes. A recipe that cannot be built (unknown kind or backbone, a net that
+    does not fit the data) is a UsageError, so the CLI prints one line instead of a traceback."""
+    recipe = config["recipe"]
+    kind = recipe["model"].get("kind", "vae")
     if kind not in MODEL_KINDS:
-        raise ValueError(f"unknown model kind {kind!r} ({', '.join(MODEL_KINDS)})")
-    return MODEL_KINDS[kind](config)
+        raise UsageError(f"recipe {recipe.get('id', '?')!r}: unknown model kind {kind!r} ({', '.join(MODEL_KINDS)})")
+    try:
+        return MODEL_KINDS[kind](config)
+    except ValueError as exc:  # the nets' own checks (nets.py, flow.py, semisup.py)
+        raise UsageError(f"recipe {recipe.get('id', '?')!r}: {exc}") from exc
 
 
 import vaezoo.semisup  # noqa: E402,F401  registers m1, m2, m1m2, untapped in MODEL_KINDS

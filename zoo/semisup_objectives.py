@@ -177,6 +177,12 @@ class M2Objective(SemiSupervisedObjective):
 
 
 class UntappedObjective(M2Objective):
+    def __init__(self, recipe: dict, dataset_size: int):
+        super().__init__(recipe, dataset_size)
+        prior = self.cfg.get("inverse_prior", "uniform")
+        if prior not in ("uniform", "model"):
+            raise UsageError(f"objective.inverse_prior = {prior!r}: use 'uniform' or 'model'")
+
     def inverted(self, model, step):
         core = model.core
         y = self.labelled.label_only(step, int(self.cfg.get("label_only_batch", 100)))
@@ -196,12 +202,9 @@ class UntappedObjective(M2Objective):
             term = term + log_px
         if self.cfg.get("inverse_encoder", True):   # -log q(z|x~,y)
             term = term - log_qz
-        prior = self.cfg.get("inverse_prior", "uniform")
-        if prior == "model":   # -log p(x~) <= -U(x~): the model's own marginal bound instead of a uniform q(x)
+        if self.cfg.get("inverse_prior", "uniform") == "model":   # -log p(x~) <= -U(x~), not a uniform q(x)
             u, _ = core.unlabelled_bound(xt)
             term = term - u
-        elif prior != "uniform":
-            raise UsageError(f"objective.inverse_prior = {prior!r}: use 'uniform' or 'model'")
         return term.mean(), {"inv_ce": ce.mean().detach(), "inv": term.mean().detach()}
 
     def forward(self, model, x, step: int, x2=None, runner=None):
