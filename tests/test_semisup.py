@@ -214,6 +214,8 @@ def test_per_dataset_family_settings_and_random_shift():
         assert rec["model"]["classifier_backbone"] == "conv" and rec["objective"]["shift"] == 2
     paper = resolve("m2-mnist")
     assert "classifier_backbone" not in paper["model"] and "shift" not in paper["objective"]
+    # a conv q(y|x) named without its channels gets the default stack, written into the recipe
+    assert resolve("m2-mnist", {"model": {"classifier_backbone": "conv"}})["model"]["classifier_channels"] == [32, 64]
     x = torch.zeros(64, 1, 9, 9)
     x[:, 0, 4, 4] = 1.0
     torch.manual_seed(0)

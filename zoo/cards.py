@@ -199,7 +199,7 @@ def _architecture(config: dict) -> list[str]:
     ]
     if "classifier_hidden" in m:
         if m.get("classifier_backbone", "mlp") == "conv":
-            text = (f"conv: 5x5 stride-2 convolutions with {_fmt(m.get('classifier_channels', [32, 64]))} channels, "
+            text = (f"conv: 5x5 stride-2 convolutions with {_fmt(m['classifier_channels'])} channels, "
                     f"then hidden {_fmt(m['classifier_hidden'])}")
         else:
             text = f"mlp, hidden {_fmt(m['classifier_hidden'])}"

@@ -121,6 +121,9 @@ def finalize(recipe: dict) -> dict:
     obj = recipe.get("objective", {})
     if obj.get("capacity_steps", None) == 0:  # 0 = three quarters of the training run
         obj["capacity_steps"] = int(0.75 * recipe["train"]["steps"])
+    model = recipe.get("model", {})
+    if model.get("classifier_backbone") == "conv":
+        model.setdefault("classifier_channels", [32, 64])  # the conv q(y|x)'s default stack
     validate(recipe)
     return recipe
 

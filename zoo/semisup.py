@@ -116,7 +116,7 @@ def build_classifier(shape, m: dict, k: int, act: str) -> nn.Module:
     dropout = float(m.get("classifier_dropout", 0.0))
     kind = m.get("classifier_backbone", "mlp")
     if kind == "conv":
-        return ConvClassifier(shape, list(m.get("classifier_channels", [32, 64])), hidden, k, act, dropout)
+        return ConvClassifier(shape, list(m["classifier_channels"]), hidden, k, act, dropout)
     if kind != "mlp":
         raise ValueError(f"unknown classifier_backbone {kind!r} (mlp, conv)")
     return Classifier(math.prod(shape), hidden, k, act, dropout)
