@@ -31,6 +31,13 @@ def test_table1_prints_ours_beside_the_paper(tmp_path):
     # finished runs are reused: a second call trains nothing
     again = _run("table1.py", "--models", "m2", "--labels", "100", "--seeds", "0", "--steps", "4", "--out", str(tmp_path))
     assert again.returncode == 0 and "training" not in again.stderr
+    # --paper-nets: M2 with the paper's MLP q(y|x), and no shifts for either model, in runs of their own
+    paper = _run("table1.py", "--labels", "100", "--seeds", "0", "--steps", "4", "--paper-nets", "--out", str(tmp_path))
+    assert paper.returncode == 0 and "the paper's nets" in paper.stdout, paper.stderr
+    recs = {f: json.loads((tmp_path / f"{f}-100-mnist5k-seed0-steps4-paper-nets" / "config.json").read_text())["recipe"]
+            for f in ("m2", "m1m2")}
+    assert recs["m2"]["model"]["classifier_backbone"] == "mlp"
+    assert recs["m2"]["objective"]["shift"] == 0 and recs["m1m2"]["objective"]["shift"] == 0
 
 
 def test_untapped_experiment_prints_both_models(tmp_path):
