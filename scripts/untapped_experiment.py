@@ -32,13 +32,14 @@ import numpy as np
 
 
 def train_model(kind: str, steps: int | None, seed: int, labels: int, out: Path, weight: float, entropy: bool = True,
-                prior: str = "uniform") -> Path:
+                prior: str = "uniform", draw: str = "mean") -> Path:
     from vaezoo.recipes import resolve
     import torch
 
     from vaezoo.train.trainer import train
 
-    tag = "" if kind == "m2" else f"-w{weight:g}" + ("" if entropy else "-noH") + ("" if prior == "uniform" else f"-p{prior}")
+    tag = "" if kind == "m2" else (f"-w{weight:g}" + ("" if entropy else "-noH") + ("" if prior == "uniform" else f"-p{prior}")
+                                   + ("" if draw == "mean" else f"-{draw}"))
     folder = out / (f"{kind}-seed{seed}-L{labels}" + ("" if steps is None else f"-steps{steps}") + tag)
     if (folder / "metrics.json").is_file():
         return folder
@@ -47,7 +48,7 @@ def train_model(kind: str, steps: int | None, seed: int, labels: int, out: Path,
     if kind == "m2":
         over["objective"] = {"name": "m2"}
     else:
-        over["objective"] = {"weight": weight, "inverse_entropy": entropy, "inverse_prior": prior}
+        over["objective"] = {"weight": weight, "inverse_entropy": entropy, "inverse_prior": prior, "inverse_sample": draw}
     rec = resolve("untapped-mnist5k", over)
     rec["id"] = f"{kind}-0to4-mnist5k"
     t = time.time()
@@ -117,6 +118,8 @@ def main() -> None:
     ap.add_argument("--no-entropy", action="store_true", help="drop the decoder-entropy term log p(x~|y,z) of the inverted bound")
     ap.add_argument("--prior", choices=["uniform", "model"], default="uniform",
                     help="p(x~) in the inverted bound: uniform (constant) or the model's own bound U(x~)")
+    ap.add_argument("--sample", choices=["mean", "relaxed"], default="mean",
+                    help="x~ in the inverted bound: the decoder's mean or a relaxed-Bernoulli draw")
     ap.add_argument("--per-class", type=int, default=200, help="samples generated per class")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default; 1 helps on a busy machine)")
@@ -133,7 +136,8 @@ def main() -> None:
     results = {"m2": [], "untapped": []}
     for s in (int(v) for v in args.seeds.split(",")):
         for kind in results:
-            folder = train_model(kind, args.steps, s, args.labels, out, args.weight, not args.no_entropy, args.prior)
+            folder = train_model(kind, args.steps, s, args.labels, out, args.weight, not args.no_entropy, args.prior,
+                                 args.sample)
             results[kind].append(measure(folder, lr, args.per_class, s))
     (out / "untapped.json").write_text(json.dumps(results, indent=1))
     print("\nUntapped experiment (mnist5k): labelled 0-4 only, unlabelled 0-9, label-only 0-9 (Untapped)")

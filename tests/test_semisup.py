@@ -155,6 +155,25 @@ def test_other_models_train_and_export_parts(model_id, extra, tmp_path):
         assert parts["m1_encoder"](x)[0].shape == (2, 6)
 
 
+def test_untapped_relaxed_draw_is_sharp_and_differentiable():
+    """inverse_sample = "relaxed": x~ is a random draw pushed towards 0/1 that gradients pass through; the
+    default is the decoder's mean."""
+    from vaezoo.recipes import resolve
+    from vaezoo.semisup_objectives import UntappedObjective
+
+    logits = torch.zeros(64, 784, requires_grad=True)
+    mean = UntappedObjective(resolve("untapped-mnist5k"), 100).draw(logits)
+    assert torch.equal(mean, torch.full_like(mean, 0.5))
+    relaxed = UntappedObjective(resolve("untapped-mnist5k", {"objective": {"inverse_sample": "relaxed"}}), 100)
+    torch.manual_seed(0)
+    x = relaxed.draw(logits)
+    sharp = ((x < 0.1) | (x > 0.9)).float().mean()
+    assert 0.4 < float(sharp) < 0.6          # temperature 0.5 at logit 0: P(|noise| > ln 3) = 1/2
+    assert not torch.equal(x, relaxed.draw(logits))
+    x.sum().backward()
+    assert logits.grad is not None and logits.grad.abs().sum() > 0
+
+
 def test_m1_two_stages_freeze_the_vae():
     """Stage 2 of M1 trains only the head on latent means; the encoder gets no gradient."""
     from vaezoo.data import load_dataset
@@ -252,10 +271,11 @@ def test_cli_recipe_options_shift_cosine_and_bad_recipes(tmp_path):
     before = (out / "model.safetensors").read_bytes()
     bad = {"sched": ({"train": {"lr_schedule": "step"}}, "lr_schedule"),
            "cls": ({"model": {"classifier_backbone": "resnet"}}, "classifier_backbone"),
-           "prior": ({"objective": {"inverse_prior": "data"}}, "inverse_prior")}
+           "prior": ({"objective": {"inverse_prior": "data"}}, "inverse_prior"),
+           "draw": ({"objective": {"inverse_sample": "binary"}}, "inverse_sample")}
     for name, (tables, word) in bad.items():
         path = _recipe_file(tmp_path / f"bad-{name}.toml", **tables)
-        if name == "prior":
+        if name in ("prior", "draw"):   # Untapped's settings
             text = (tmp_path / f"bad-{name}.toml").read_text().replace('family = "m2"', 'family = "untapped"')
             (tmp_path / f"bad-{name}.toml").write_text(text)
         fresh = run_cli("train", path, "--out", str(tmp_path / f"out-{name}"), "--device", "cpu", "-q")

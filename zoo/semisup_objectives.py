@@ -182,6 +182,18 @@ class UntappedObjective(M2Objective):
         prior = self.cfg.get("inverse_prior", "uniform")
         if prior not in ("uniform", "model"):
             raise UsageError(f"objective.inverse_prior = {prior!r}: use 'uniform' or 'model'")
+        draw = self.cfg.get("inverse_sample", "mean")
+        if draw not in ("mean", "relaxed"):
+            raise UsageError(f"objective.inverse_sample = {draw!r}: use 'mean' or 'relaxed'")
+
+    def draw(self, logits: torch.Tensor) -> torch.Tensor:
+        """x~ from the decoder's logits: its mean E[x~|y,z], or (``inverse_sample = "relaxed"``) a
+        reparameterised relaxed-Bernoulli draw, sharp strokes like real digits where the mean is a blur
+        that q(y|x) may learn to read in ways real digits do not share."""
+        if self.cfg.get("inverse_sample", "mean") == "relaxed":
+            t = torch.tensor(float(self.cfg.get("inverse_temperature", 0.5)), device=logits.device)
+            return torch.distributions.RelaxedBernoulli(t, logits=logits).rsample()
+        return torch.sigmoid(logits)
 
     def inverted(self, model, step):
         core = model.core
@@ -192,7 +204,7 @@ class UntappedObjective(M2Objective):
         out = core.decoder(z, y1h)
         if core.likelihood != "bernoulli":
             raise UsageError("untapped is implemented for Bernoulli decoders (grey images)")
-        xt = torch.sigmoid(out)                                    # E[x~ | y, z]
+        xt = self.draw(out)
         log_px = -F.binary_cross_entropy_with_logits(out, xt, reduction="none").flatten(1).sum(1)  # = -H
         ce = F.cross_entropy(core.classifier(xt), y, reduction="none")
         mu, logvar = core.encoder(xt, y1h)
