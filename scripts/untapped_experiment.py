@@ -31,25 +31,32 @@ from pathlib import Path
 import numpy as np
 
 
-def train_model(kind: str, steps: int | None, seed: int, labels: int, out: Path, weight: float, entropy: bool = True,
-                prior: str = "uniform", draw: str = "mean") -> Path:
+def inverted_settings(rec: dict) -> dict:
+    """The settings of Untapped's inverted bound in a resolved recipe, with the objective's defaults."""
+    o = rec["objective"]
+    return {"weight": float(o.get("weight", 1.0)), "entropy": bool(o.get("inverse_entropy", True)),
+            "prior": o.get("inverse_prior", "uniform"), "sample": o.get("inverse_sample", "mean")}
+
+
+def train_model(kind: str, steps: int | None, seed: int, labels: int, out: Path, inverted: dict) -> Path:
+    """Train M2 or Untapped on the experiment's data; ``inverted``: overrides of the recipe's inverted bound."""
     from vaezoo.recipes import resolve
     import torch
 
     from vaezoo.train.trainer import train
 
-    tag = "" if kind == "m2" else (f"-w{weight:g}" + ("" if entropy else "-noH") + ("" if prior == "uniform" else f"-p{prior}")
-                                   + ("" if draw == "mean" else f"-{draw}"))
+    over = {"train": {"seed": seed, **({"steps": steps} if steps else {})}, "eval": {"nll_samples": 0},
+            "data": {"labels": labels, "labelled_classes": [0, 1, 2, 3, 4]}}
+    over["objective"] = {"name": "m2"} if kind == "m2" else inverted
+    rec = resolve("untapped-mnist5k", over)
+    tag = ""
+    if kind != "m2":
+        st = inverted_settings(rec)
+        tag = (f"-w{st['weight']:g}" + ("" if st["entropy"] else "-noH") + ("" if st["prior"] == "uniform" else f"-p{st['prior']}")
+               + ("" if st["sample"] == "mean" else f"-{st['sample']}"))
     folder = out / (f"{kind}-seed{seed}-L{labels}" + ("" if steps is None else f"-steps{steps}") + tag)
     if (folder / "metrics.json").is_file():
         return folder
-    over = {"train": {"seed": seed, **({"steps": steps} if steps else {})}, "eval": {"nll_samples": 0},
-            "data": {"labels": labels, "labelled_classes": [0, 1, 2, 3, 4]}}
-    if kind == "m2":
-        over["objective"] = {"name": "m2"}
-    else:
-        over["objective"] = {"weight": weight, "inverse_entropy": entropy, "inverse_prior": prior, "inverse_sample": draw}
-    rec = resolve("untapped-mnist5k", over)
     rec["id"] = f"{kind}-0to4-mnist5k"
     t = time.time()
     print(f"training {kind} seed {seed} ({rec['train']['steps']} steps) -> {folder}", file=sys.stderr, flush=True)
@@ -114,11 +121,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--labels", type=int, default=500, help="labelled pairs, all of digits 0-4 (balanced)")
-    ap.add_argument("--weight", type=float, default=1.0, help="weight of the inverted (label-only) bound")
-    ap.add_argument("--no-entropy", action="store_true", help="drop the decoder-entropy term log p(x~|y,z) of the inverted bound")
-    ap.add_argument("--prior", choices=["uniform", "model"], default="uniform",
+    # the inverted bound's settings: the recipe's unless given
+    ap.add_argument("--weight", type=float, default=None, help="weight of the inverted (label-only) bound")
+    ap.add_argument("--entropy", action=argparse.BooleanOptionalAction, default=None,
+                    help="keep (--entropy) or drop (--no-entropy) the decoder-entropy term log p(x~|y,z) of the inverted bound")
+    ap.add_argument("--prior", choices=["uniform", "model"], default=None,
                     help="p(x~) in the inverted bound: uniform (constant) or the model's own bound U(x~)")
-    ap.add_argument("--sample", choices=["mean", "relaxed"], default="mean",
+    ap.add_argument("--sample", choices=["mean", "relaxed"], default=None,
                     help="x~ in the inverted bound: the decoder's mean or a relaxed-Bernoulli draw")
     ap.add_argument("--per-class", type=int, default=200, help="samples generated per class")
     ap.add_argument("--out", type=Path, default=None)
@@ -133,14 +142,20 @@ def main() -> None:
     out = args.out or home() / "untapped"
     out.mkdir(parents=True, exist_ok=True)
     lr = readout_classifier()
+    given = {"weight": args.weight, "inverse_entropy": args.entropy, "inverse_prior": args.prior, "inverse_sample": args.sample}
+    inverted = {k: v for k, v in given.items() if v is not None}
     results = {"m2": [], "untapped": []}
     for s in (int(v) for v in args.seeds.split(",")):
         for kind in results:
-            folder = train_model(kind, args.steps, s, args.labels, out, args.weight, not args.no_entropy, args.prior,
-                                 args.sample)
+            folder = train_model(kind, args.steps, s, args.labels, out, inverted)
             results[kind].append(measure(folder, lr, args.per_class, s))
-    (out / "untapped.json").write_text(json.dumps(results, indent=1))
+    (out / "untapped.json").write_text(json.dumps({**results, "inverted_overrides": inverted}, indent=1))
+    from vaezoo.recipes import resolve
+
+    st = inverted_settings(resolve("untapped-mnist5k", {"objective": inverted}))
     print("\nUntapped experiment (mnist5k): labelled 0-4 only, unlabelled 0-9, label-only 0-9 (Untapped)")
+    print(f"Untapped's inverted bound: weight {st['weight']:g}, decoder-entropy term {'on' if st['entropy'] else 'off'}, "
+          f"p(x~) {st['prior']}, x~ = {'relaxed-Bernoulli draw' if st['sample'] == 'relaxed' else 'decoder mean'}")
     print(f"{'model':>9} | {'CE 5-9 (matched)':>16} | {'err 5-9':>7} | {'consistency':>11} | digit drawn per class | collapsed classes")
     for kind, rs in results.items():
         ce = np.mean([r["ce_5to9"] for r in rs])

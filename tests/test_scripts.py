@@ -52,6 +52,15 @@ def test_untapped_experiment_prints_both_models(tmp_path):
         assert sorted(one["permutation"]) == list(range(10))             # Hungarian matching: a permutation
         assert one["held_out"] == int((_val_labels() >= 5).sum()) and one["ce_5to9"] > 0
         assert 0.0 <= one["consistency"] <= 1.0
+    assert "Untapped's inverted bound: weight" in r.stdout
+    # flags override the recipe's inverted bound, and the run folder names what was overridden
+    r = _run("untapped_experiment.py", "--steps", "4", "--labels", "50", "--per-class", "20", "--threads", "1",
+             "--weight", "0.5", "--no-entropy", "--sample", "relaxed", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert "weight 0.5, decoder-entropy term off, p(x~) uniform, x~ = relaxed-Bernoulli draw" in r.stdout
+    rec = json.loads((tmp_path / "untapped-seed0-L50-steps4-w0.5-noH-relaxed" / "config.json").read_text())["recipe"]
+    assert rec["objective"]["inverse_sample"] == "relaxed" and rec["objective"]["inverse_entropy"] is False
+    assert "training m2" not in r.stderr       # M2 has no inverted bound: its finished run is reused
 
 
 def _val_labels():
