@@ -205,7 +205,7 @@ class UntappedObjective(M2Objective):
         if core.likelihood != "bernoulli":
             raise UsageError("untapped is implemented for Bernoulli decoders (grey images)")
         xt = self.draw(out)
-        log_px = -F.binary_cross_entropy_with_logits(out, xt, reduction="none").flatten(1).sum(1)  # = -H
+        log_px = -F.binary_cross_entropy_with_logits(out, xt, reduction="none").flatten(1).sum(1)  # -H at the mean
         ce = F.cross_entropy(core.classifier(xt), y, reduction="none")
         mu, logvar = core.encoder(xt, y1h)
         log_qz = (-0.5 * (math.log(2 * math.pi) + logvar + (z - mu).pow(2) * torch.exp(-logvar))).sum(1)
