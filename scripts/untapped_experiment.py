@@ -31,32 +31,28 @@ from pathlib import Path
 import numpy as np
 
 
-def inverted_settings(rec: dict) -> dict:
-    """The settings of Untapped's inverted bound in a resolved recipe, with the objective's defaults."""
-    o = rec["objective"]
-    return {"weight": float(o.get("weight", 1.0)), "entropy": bool(o.get("inverse_entropy", True)),
-            "prior": o.get("inverse_prior", "uniform"), "sample": o.get("inverse_sample", "mean")}
+def run_tag(st: dict) -> str:
+    """The run folder's suffix for Untapped: the inverted bound's settings that are not the poster's."""
+    return (f"-w{st['weight']:g}" + ("" if st["inverse_entropy"] else "-noH")
+            + ("" if st["inverse_prior"] == "uniform" else f"-p{st['inverse_prior']}")
+            + ("" if st["inverse_sample"] == "mean" else f"-{st['inverse_sample']}"))
 
 
-def train_model(kind: str, steps: int | None, seed: int, labels: int, out: Path, inverted: dict) -> Path:
-    """Train M2 or Untapped on the experiment's data; ``inverted``: overrides of the recipe's inverted bound."""
+def train_model(kind: str, steps: int | None, seed: int, labels: int, out: Path, inverted: dict, tag: str) -> Path:
+    """Train M2 or Untapped on the experiment's data; ``inverted``: overrides of the recipe's inverted bound,
+    ``tag``: Untapped's folder suffix for them."""
     from vaezoo.recipes import resolve
     import torch
 
     from vaezoo.train.trainer import train
 
+    folder = out / (f"{kind}-seed{seed}-L{labels}" + ("" if steps is None else f"-steps{steps}") + ("" if kind == "m2" else tag))
+    if (folder / "metrics.json").is_file():
+        return folder
     over = {"train": {"seed": seed, **({"steps": steps} if steps else {})}, "eval": {"nll_samples": 0},
             "data": {"labels": labels, "labelled_classes": [0, 1, 2, 3, 4]}}
     over["objective"] = {"name": "m2"} if kind == "m2" else inverted
     rec = resolve("untapped-mnist5k", over)
-    tag = ""
-    if kind != "m2":
-        st = inverted_settings(rec)
-        tag = (f"-w{st['weight']:g}" + ("" if st["entropy"] else "-noH") + ("" if st["prior"] == "uniform" else f"-p{st['prior']}")
-               + ("" if st["sample"] == "mean" else f"-{st['sample']}"))
-    folder = out / (f"{kind}-seed{seed}-L{labels}" + ("" if steps is None else f"-steps{steps}") + tag)
-    if (folder / "metrics.json").is_file():
-        return folder
     rec["id"] = f"{kind}-0to4-mnist5k"
     t = time.time()
     print(f"training {kind} seed {seed} ({rec['train']['steps']} steps) -> {folder}", file=sys.stderr, flush=True)
@@ -137,6 +133,8 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.threads)
+    from vaezoo.recipes import resolve
+    from vaezoo.semisup_objectives import inverted_settings
     from vaezoo.store import home
 
     out = args.out or home() / "untapped"
@@ -144,18 +142,16 @@ def main() -> None:
     lr = readout_classifier()
     given = {"weight": args.weight, "inverse_entropy": args.entropy, "inverse_prior": args.prior, "inverse_sample": args.sample}
     inverted = {k: v for k, v in given.items() if v is not None}
+    st = inverted_settings(resolve("untapped-mnist5k", {"objective": inverted})["objective"])
     results = {"m2": [], "untapped": []}
     for s in (int(v) for v in args.seeds.split(",")):
         for kind in results:
-            folder = train_model(kind, args.steps, s, args.labels, out, inverted)
+            folder = train_model(kind, args.steps, s, args.labels, out, inverted, run_tag(st))
             results[kind].append(measure(folder, lr, args.per_class, s))
     (out / "untapped.json").write_text(json.dumps({**results, "inverted_overrides": inverted}, indent=1))
-    from vaezoo.recipes import resolve
-
-    st = inverted_settings(resolve("untapped-mnist5k", {"objective": inverted}))
     print("\nUntapped experiment (mnist5k): labelled 0-4 only, unlabelled 0-9, label-only 0-9 (Untapped)")
-    print(f"Untapped's inverted bound: weight {st['weight']:g}, decoder-entropy term {'on' if st['entropy'] else 'off'}, "
-          f"p(x~) {st['prior']}, x~ = {'relaxed-Bernoulli draw' if st['sample'] == 'relaxed' else 'decoder mean'}")
+    print(f"Untapped's inverted bound: weight {st['weight']:g}, decoder-entropy term {'on' if st['inverse_entropy'] else 'off'}, "
+          f"p(x~) {st['inverse_prior']}, x~ = {'relaxed-Bernoulli draw' if st['inverse_sample'] == 'relaxed' else 'decoder mean'}")
     print(f"{'model':>9} | {'CE 5-9 (matched)':>16} | {'err 5-9':>7} | {'consistency':>11} | digit drawn per class | collapsed classes")
     for kind, rs in results.items():
         ce = np.mean([r["ce_5to9"] for r in rs])

@@ -176,22 +176,31 @@ class M2Objective(SemiSupervisedObjective):
         return loss, {"loss": loss.detach(), **stats}
 
 
+# Untapped's inverted bound as the poster writes it; recipes may change each setting.
+INVERTED_DEFAULTS = {"weight": 1.0, "inverse_entropy": True, "inverse_encoder": True, "inverse_prior": "uniform",
+                     "inverse_sample": "mean", "inverse_temperature": 0.5}
+
+
+def inverted_settings(objective_cfg: dict) -> dict:
+    """The inverted bound's settings of a recipe's objective table, defaults filled in."""
+    return {k: objective_cfg.get(k, v) for k, v in INVERTED_DEFAULTS.items()}
+
+
 class UntappedObjective(M2Objective):
     def __init__(self, recipe: dict, dataset_size: int):
         super().__init__(recipe, dataset_size)
-        prior = self.cfg.get("inverse_prior", "uniform")
-        if prior not in ("uniform", "model"):
-            raise UsageError(f"objective.inverse_prior = {prior!r}: use 'uniform' or 'model'")
-        draw = self.cfg.get("inverse_sample", "mean")
-        if draw not in ("mean", "relaxed"):
-            raise UsageError(f"objective.inverse_sample = {draw!r}: use 'mean' or 'relaxed'")
+        self.inv = inverted_settings(self.cfg)
+        if self.inv["inverse_prior"] not in ("uniform", "model"):
+            raise UsageError(f"objective.inverse_prior = {self.inv['inverse_prior']!r}: use 'uniform' or 'model'")
+        if self.inv["inverse_sample"] not in ("mean", "relaxed"):
+            raise UsageError(f"objective.inverse_sample = {self.inv['inverse_sample']!r}: use 'mean' or 'relaxed'")
 
     def draw(self, logits: torch.Tensor) -> torch.Tensor:
         """x~ from the decoder's logits: its mean E[x~|y,z], or (``inverse_sample = "relaxed"``) a
         reparameterised relaxed-Bernoulli draw, sharp strokes like real digits where the mean is a blur
         that q(y|x) may learn to read in ways real digits do not share."""
-        if self.cfg.get("inverse_sample", "mean") == "relaxed":
-            t = torch.tensor(float(self.cfg.get("inverse_temperature", 0.5)), device=logits.device)
+        if self.inv["inverse_sample"] == "relaxed":
+            t = torch.tensor(float(self.inv["inverse_temperature"]), device=logits.device)
             return torch.distributions.RelaxedBernoulli(t, logits=logits).rsample()
         return torch.sigmoid(logits)
 
@@ -210,11 +219,11 @@ class UntappedObjective(M2Objective):
         mu, logvar = core.encoder(xt, y1h)
         log_qz = (-0.5 * (math.log(2 * math.pi) + logvar + (z - mu).pow(2) * torch.exp(-logvar))).sum(1)
         term = ce
-        if self.cfg.get("inverse_entropy", True):   # log p(x~|y,z) = -H(p(x|y,z)) for the mean x~
+        if self.inv["inverse_entropy"]:   # log p(x~|y,z) = -H(p(x|y,z)) for the mean x~
             term = term + log_px
-        if self.cfg.get("inverse_encoder", True):   # -log q(z|x~,y)
+        if self.inv["inverse_encoder"]:   # -log q(z|x~,y)
             term = term - log_qz
-        if self.cfg.get("inverse_prior", "uniform") == "model":   # -log p(x~) <= -U(x~), not a uniform q(x)
+        if self.inv["inverse_prior"] == "model":   # -log p(x~) <= -U(x~), not a uniform q(x)
             u, _ = core.unlabelled_bound(xt)
             term = term - u
         return term.mean(), {"inv_ce": ce.mean().detach(), "inv": term.mean().detach()}
@@ -222,7 +231,7 @@ class UntappedObjective(M2Objective):
     def forward(self, model, x, step: int, x2=None, runner=None):
         loss, stats = self.m2_step(model, x, step)
         inv, inv_stats = self.inverted(model, step)
-        loss = loss + float(self.cfg.get("weight", 1.0)) * inv
+        loss = loss + float(self.inv["weight"]) * inv
         return loss, {"loss": loss.detach(), **stats, **inv_stats}
 
 
