@@ -269,6 +269,16 @@ def test_cli_recipe_options_shift_cosine_and_bad_recipes(tmp_path):
     assert rec["model"]["classifier_backbone"] == "conv"
     card = run_cli("card", str(out))
     assert card.returncode == 0 and "cosine schedule" in card.stdout and "up to 1 pixels" in card.stdout
+    # Untapped's inverted-bound options from a user's file: trained through the CLI, recorded, on the card
+    unt = tmp_path / "unt.toml"
+    _recipe_file(unt, objective={"inverse_sample": "relaxed", "inverse_temperature": 0.3, "inverse_entropy": False})
+    unt.write_text(unt.read_text().replace('family = "m2"', 'family = "untapped"'))
+    r = run_cli("train", str(unt), "--out", str(tmp_path / "unt-run"), "--device", "cpu", "-q")
+    assert r.returncode == 0, r.stderr
+    obj = json.loads((tmp_path / "unt-run" / "config.json").read_text())["recipe"]["objective"]
+    assert (obj["inverse_sample"], obj["inverse_temperature"], obj["inverse_entropy"]) == ("relaxed", 0.3, False)
+    card = run_cli("card", str(tmp_path / "unt-run"))
+    assert card.returncode == 0 and "inverse_sample = relaxed" in card.stdout, card.stdout
     before = (out / "model.safetensors").read_bytes()
     bad = {"sched": ({"train": {"lr_schedule": "step"}}, "lr_schedule"),
            "cls": ({"model": {"classifier_backbone": "resnet"}}, "classifier_backbone"),
