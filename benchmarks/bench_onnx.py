@@ -6,7 +6,7 @@
    script next to this interpreter, not a pyenv shim; median and min of --repeats runs), with the
    interpreter start and the main imports measured alone for context.
 2. In-process decoder and encoder throughput (images/s) at batch 1, 64 and 4096: an ONNX Runtime session
-   (``vaezoo.backend_onnx`` settings) against the torch part in eager mode (``torch.inference_mode``), same
+   (``vaezoo.runtime.onnx_backend`` settings) against the torch part in eager mode (``torch.inference_mode``), same
    process, same thread count (physical cores).
 3. The MLP decoder's achieved FLOP/s at batch 4096 (2 * multiply-adds of its Linear layers) as a share of
    this machine's fp32 matmul peak, measured here as the best of square matmuls in torch, numpy and ONNX
@@ -49,7 +49,7 @@ def vaezoo_exe() -> list[str]:
 # ---------------------------------------------------------------- model
 def prepare_model(spec: str, train_steps: int = 300) -> tuple[str, Path]:
     """(argument to pass to the CLI, checkpoint folder with fp32 graphs)."""
-    from vaezoo.store import home, looks_like_path, resolve_model
+    from vaezoo.store.resolution import home, looks_like_path, resolve_model
 
     if looks_like_path(spec):
         folder = Path(spec)
@@ -66,7 +66,7 @@ def prepare_model(spec: str, train_steps: int = 300) -> tuple[str, Path]:
                                check=True)
     if not (folder / "onnx" / "decoder.onnx").is_file():
         from vaezoo.export import export_checkpoint
-        from vaezoo.store import home
+        from vaezoo.store.resolution import home
 
         if not str(folder.resolve()).startswith(str((home() / "bench").resolve())):
             # never write into someone's checkpoint (a bundled starter, the local store): export a scratch copy
@@ -151,8 +151,8 @@ def make_inputs(part: str, config: dict, batch: int) -> np.ndarray:
 def throughput(folder: Path, seconds: float, threads: int) -> dict:
     import torch
 
-    from vaezoo.backend_onnx import OnnxBackend
-    from vaezoo.checkpoint import load_model
+    from vaezoo.runtime.onnx_backend import OnnxBackend
+    from vaezoo.models.loading import load_model
 
     torch.set_num_threads(threads)
     model, config = load_model(folder)
@@ -160,7 +160,7 @@ def throughput(folder: Path, seconds: float, threads: int) -> dict:
     onnx_backend = OnnxBackend(folder)
     res: dict = {}
     for part in ("decoder", "encoder"):
-        module, sess = parts[part].eval(), onnx_backend.session(part)
+        module, sess = parts[part].module.eval(), onnx_backend.session(part)
         name = sess.get_inputs()[0].name
         res[part] = {}
         for b in BATCHES:
@@ -187,7 +187,7 @@ def matmul_peak(threads: int, seconds: float, decoder_fn, decoder_flops: float, 
     import torch
     from onnx import TensorProto, helper
 
-    from vaezoo.backend_onnx import load_session
+    from vaezoo.runtime.onnx_backend import load_session
 
     torch.set_num_threads(threads)
     fns, flops = {"decoder": decoder_fn}, {"decoder": decoder_flops}
@@ -218,10 +218,10 @@ def matmul_peak(threads: int, seconds: float, decoder_fn, decoder_flops: float, 
 def decoder_flops_per_image(folder: Path) -> tuple[float, str]:
     import torch
 
-    from vaezoo.checkpoint import load_model
+    from vaezoo.models.loading import load_model
 
     model, config = load_model(folder)
-    dec = model.parts()["decoder"]
+    dec = model.parts()["decoder"].module
     linears = [m for m in dec.modules() if isinstance(m, torch.nn.Linear)]
     convs = [m for m in dec.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
     kind = "mlp" if not convs else "conv"
@@ -230,8 +230,8 @@ def decoder_flops_per_image(folder: Path) -> tuple[float, str]:
 
 # ---------------------------------------------------------------- 4. variants
 def variants(folder: Path, seconds: float, threads: int) -> dict:
-    from vaezoo.backend_onnx import OnnxBackend
-    from vaezoo.checkpoint import read_config
+    from vaezoo.runtime.onnx_backend import OnnxBackend
+    from vaezoo.store.checkpoint import read_config
     from vaezoo.export import export_checkpoint
 
     config = read_config(folder)
@@ -282,13 +282,13 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
 
-    from vaezoo.backend_onnx import physical_cores
+    from vaezoo.runtime.onnx_backend import physical_cores
 
     import onnxruntime
     import torch
 
     if args.threads:
-        os.environ["VAEZOO_THREADS"] = str(args.threads)  # read by vaezoo.backend_onnx, also in the cold processes
+        os.environ["VAEZOO_THREADS"] = str(args.threads)  # read by vaezoo.runtime.onnx_backend, also in the cold processes
     threads = physical_cores()
     arg, folder = prepare_model(args.model, args.train_steps)
     figures: dict = {
@@ -322,7 +322,7 @@ def main(argv=None) -> int:
     if "flops" not in skip:
         log("matmul peak and decoder FLOP/s ...")
         flops_img, kind = decoder_flops_per_image(folder)
-        from vaezoo.backend_onnx import OnnxBackend
+        from vaezoo.runtime.onnx_backend import OnnxBackend
 
         sess = OnnxBackend(folder).session("decoder")
         x = make_inputs("decoder", json.loads((folder / "config.json").read_text()), 4096)

@@ -10,7 +10,7 @@ What runs, all in this one process with one thread setting (``torch.set_num_thre
    folder. FactorVAE objectives read a second batch per step (for the discriminator's permuted codes), so one
    dp-factor "epoch" of 45 steps reads the training set twice.
 2. If ``pythae`` imports: ``pythae.models.VAE`` with a custom encoder/decoder built from vaezoo's own MLP
-   modules (``vaezoo.nets.MLPEncoder/MLPDecoder``: 784-256-(16+16) encoder, 16-256-784 decoder, ReLU), so
+   modules (``vaezoo.models.nets.MLPEncoder/MLPDecoder``: 784-256-(16+16) encoder, 16-256-784 decoder, ReLU), so
    the architecture is identical and, with the same seed, so are the initial weights (checked and printed).
    pythae's decoder returns ``sigmoid(logits)`` and trains with ``reconstruction_loss="bce"``, which is
    ``F.binary_cross_entropy(...).sum(-1).mean(0)`` + KL: summed over the 784 pixels, averaged over the
@@ -27,12 +27,12 @@ Timing (seconds per epoch = training time / epochs; evaluation is never included
     ``final_model`` save are excluded there, and reported separately as "pythae train() wall / epoch".
     pythae's tqdm bars are disabled (``TQDM_DISABLE=1``) unless --verbose: that only makes pythae faster.
 
-NLL: the SAME evaluator for every model: ``vaezoo.metrics.evaluate`` (importance-sampled NLL, K =
+NLL: the SAME evaluator for every model: ``VAE.validation_metrics`` (vaezoo.models.metrics) (importance-sampled NLL, K =
 --nll-samples, seed 1234) on the 500 mnist5k validation digits. For pythae, its trained encoder/decoder
 weights (the ``_best_model`` pythae saves as ``final_model``; with no eval set it keeps the best-on-train
 epoch) are loaded into a vaezoo ``VAE`` of the same recipe; p(x|z) = Bernoulli(sigmoid(logits)) is the
 density pythae trained (its BCE on probabilities is the same function, each log term clamped at -100). The
-"paired SE" of the NLL difference comes from a second pass of ``vaezoo.metrics.importance_nll`` with
+"paired SE" of the NLL difference comes from a second pass of ``vaezoo.models.distributions.importance_nll`` with
 common random numbers for both models (per-digit differences); it covers the evaluation noise over
 validation digits, not the training-seed noise (use --seeds N for that).
 """
@@ -81,16 +81,16 @@ def val_digits(recipe: dict) -> torch.Tensor:
 @torch.no_grad()
 def per_digit_nll(model, x: torch.Tensor, k: int, batch: int = 500) -> torch.Tensor:
     """(N,) importance-sampled NLL with vaezoo's importance_nll, common random numbers (seed NLL_SEED)."""
-    from vaezoo.metrics import importance_nll
+    from vaezoo.models.distributions import importance_nll
 
     torch.manual_seed(NLL_SEED)
     model.eval()
-    return torch.cat([importance_nll(model, x[i : i + batch], k) for i in range(0, len(x), batch)])
+    return torch.cat([importance_nll(model.log_weights, x[i : i + batch], k) for i in range(0, len(x), batch)])
 
 
 # ---------------------------------------------------------------- vaezoo
 def run_vaezoo(model_id: str, epochs: int, k: int, seed: int, device: str, work: Path) -> dict:
-    from vaezoo.checkpoint import load_model
+    from vaezoo.models.loading import load_model
     from vaezoo.recipes import resolve
     from vaezoo.train.trainer import train
 
@@ -175,10 +175,9 @@ def run_pythae(epochs: int, k: int, seed: int, device: str, work: Path, own_nll:
     from pythae.models import VAE, VAEConfig
     from pythae.trainers import BaseTrainer, BaseTrainerConfig
 
-    from vaezoo.checkpoint import make_config
-    from vaezoo.metrics import evaluate
+    from vaezoo.store.checkpoint import make_config
     from vaezoo.models import build_model
-    from vaezoo.nets import build_backbone
+    from vaezoo.models.nets import build_backbone
     from vaezoo.recipes import resolve
 
     if not verbose:
@@ -245,7 +244,7 @@ def run_pythae(epochs: int, k: int, seed: int, device: str, work: Path, own_nll:
     vz.encoder.load_state_dict(best.encoder.net.state_dict())
     vz.decoder.load_state_dict(best.decoder.net.state_dict())
     xv = val_digits(recipe).to(dev)
-    val = evaluate(vz, xv, k)
+    val = vz.validation_metrics(xv, None, k)
     train_s = sum(step_times)
     res = {
         "model": "pythae VAE",
@@ -278,7 +277,7 @@ def run_pythae(epochs: int, k: int, seed: int, device: str, work: Path, own_nll:
 # ---------------------------------------------------------------- main
 def warm_up(device: str) -> None:
     """A few untimed steps of the benchmark's MLP so that the first timed run pays no one-off costs."""
-    from vaezoo.nets import MLPDecoder, MLPEncoder
+    from vaezoo.models.nets import MLPDecoder, MLPEncoder
 
     enc, dec = MLPEncoder((1, 28, 28), [256], 16).to(device), MLPDecoder((1, 28, 28), [256], 16).to(device)
     opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], 1e-3)
@@ -425,7 +424,7 @@ def print_table(report: dict) -> None:
     print("s/epoch: training time only. vaezoo = trainer's train.seconds / epochs (loop incl. its resumable-state writes)"
           + ("; pythae = time inside BaseTrainer.train_step / epochs (excludes its per-epoch deepcopy, logging, "
              "final save; tqdm bars off)." if py is not None else "."))
-    print("val NLL / -ELBO: nats, vaezoo.metrics.evaluate for every model"
+    print("val NLL / -ELBO: nats, VAE.validation_metrics for every model"
           + (" (pythae's weights loaded into a vaezoo VAE)." if py is not None else "."))
     if "dp-factor-mnist5k" in res:
         print("dp-factor-mnist5k has no pythae counterpart here (FactorVAE objective + RealNVP prior); it reads two "

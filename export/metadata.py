@@ -15,7 +15,7 @@ Key ``vaezoo`` holds one JSON object (schema ``vaezoo-onnx/1``)::
     weights_sha256  SHA-256 of the model.safetensors the graph was exported from
     opset, exporter, parity / measured_error  (max abs differences measured at export time)
 
-plus flat string copies under ``vaezoo.*`` keys (:data:`vaezoo.backend_onnx.FLAT_KEYS`) for viewers that
+plus flat string copies under ``vaezoo.*`` keys (:data:`vaezoo.runtime.onnx_backend.FLAT_KEYS`) for viewers that
 show metadata as a table. Torch-free: the ONNX backend reads what this module writes.
 """
 
@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import json
 
-from vaezoo import __version__
-from vaezoo.backend_onnx import FLAT_KEYS, META_FORMAT, META_KEY
+from vaezoo.version import __version__
+from vaezoo.runtime.onnx_backend import FLAT_KEYS, META_FORMAT, META_KEY
 
 MEANINGS = {
     "x": "data, N x {data}: {scale}",

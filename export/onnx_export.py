@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import inspect
 import logging
 import shutil
 import sys
@@ -43,55 +42,8 @@ MIN_OPSET, MAX_OPSET = 18, 26  # torch's dynamo exporter starts at 18; onnxrunti
 EXPORTERS = ("dynamo", "torchscript")
 EXAMPLE_BATCH = 2
 
-# Input and output names per part; parts not listed get generic names.
-PART_OUTPUTS = {
-    "encoder": ["mu", "logvar"],
-    "prior_forward": ["eps", "logdet"],
-    "prior_inverse": ["z"],
-    "classifier": ["logits"],
-}
-
-
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr)
-
-
-def _n_positional(module) -> int:
-    params = inspect.signature(module.forward).parameters.values()
-    return sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty)
-
-
-def part_inputs(part: str, module, config: dict) -> list[tuple[str, list[int]]]:
-    """(name, shape without the batch axis) of each input of a part."""
-    data = list(config["input"]["shape"])
-    latent = int(config["latent_dim"])
-    if part == "encoder" or part.endswith("encoder") or part.endswith("classifier"):
-        first = ("x", data)
-    elif part == "prior_inverse":
-        first = ("eps", [latent])
-    else:  # decoder, prior_forward, and anything else that starts from a code
-        first = ("z", [latent])
-    n = _n_positional(module)
-    if n == 1:
-        return [first]
-    if n == 2:
-        k = len(config.get("labels", []))
-        if k < 1:
-            raise VaezooError(f"part {part} takes a second input (one-hot labels) but the config has no labels")
-        return [first, ("y", [k])]
-    raise VaezooError(f"cannot export part {part}: its forward takes {n} inputs (vaezoo parts take 1 or 2)")
-
-
-def part_outputs(part: str, config: dict, n: int) -> list[str]:
-    if part == "decoder":
-        names = [config["output"]["decoder"]]
-    elif part in PART_OUTPUTS:
-        names = PART_OUTPUTS[part]
-    elif part.endswith("encoder"):
-        names = PART_OUTPUTS["encoder"]
-    else:
-        names = []
-    return names if len(names) == n else [f"output_{i}" for i in range(n)]
 
 
 @contextlib.contextmanager
@@ -215,9 +167,9 @@ def export_checkpoint(folder, out_dir=None, opset: int = DEFAULT_OPSET, fp16: bo
     ``<part>.fp16.onnx`` / ``<part>.int8.onnx`` with their measured error. ``log`` gets progress lines
     (default: stderr; pass ``None`` for silence).
     """
-    from vaezoo import __version__
-    from vaezoo.backend_onnx import CORE_PARTS
-    from vaezoo.checkpoint import WEIGHTS, load_model, read_config
+    from vaezoo.version import __version__
+    from vaezoo.runtime.onnx_backend import CORE_PARTS
+    from vaezoo.store.checkpoint import WEIGHTS, read_config
 
     log = log or (lambda msg: None)
     t_start = time.perf_counter()
@@ -239,12 +191,14 @@ def export_checkpoint(folder, out_dir=None, opset: int = DEFAULT_OPSET, fp16: bo
     refuse_overwrite(_managed_files(out_dir, (*CORE_PARTS, "classifier")) if out_dir.is_dir() else [])
 
     onnx, onnxruntime, torch = _requirements(exporter)
+    from vaezoo.models.loading import load_model
     from vaezoo.export import parity, testdata, variants
     from vaezoo.export.metadata import graph_metadata, set_metadata
-    from vaezoo.fileio import write_bytes
+    from vaezoo.io.files import write_bytes
 
     model, config = load_model(folder, "cpu")
-    parts = {name: module.eval() for name, module in model.parts().items()}
+    signatures = {name: part.signature for name, part in model.parts().items()}  # declared by the model
+    parts = {name: part.module.eval() for name, part in model.parts().items()}
     old = _managed_files(out_dir, parts) if out_dir.is_dir() else []
     refuse_overwrite(old)
 
@@ -264,10 +218,13 @@ def export_checkpoint(folder, out_dir=None, opset: int = DEFAULT_OPSET, fp16: bo
 
     for part, module in parts.items():
         t0 = time.perf_counter()
-        inputs = part_inputs(part, module, config)
+        inputs = signatures[part].input_specs(config)
+        out_names = signatures[part].output_names()
         example = parity.example_inputs(inputs, config, EXAMPLE_BATCH, seed=123)
         ref = parity.torch_run(module, example)
-        out_names = part_outputs(part, config, len(ref))
+        if len(ref) != len(out_names):
+            raise VaezooError(f"part {part} of {config['id']} returns {len(ref)} outputs but declares {len(out_names)} "
+                              f"({', '.join(out_names)})")
         try:
             proto = export_part(module, example, [n for n, _ in inputs], out_names, opset, exporter, [r.shape for r in ref])
         except VaezooError:
@@ -342,7 +299,7 @@ def export_checkpoint(folder, out_dir=None, opset: int = DEFAULT_OPSET, fp16: bo
             err = parity.max_abs_diff(parity.torch_run(parts[part], xs), parity.ort_run(sess, xs))
             import json
 
-            from vaezoo.backend_onnx import META_KEY
+            from vaezoo.runtime.onnx_backend import META_KEY
 
             meta = json.loads({p.key: p.value for p in var.metadata_props}[META_KEY])
             meta.update(precision=precision, note=variants.NOTES[precision],
@@ -366,7 +323,7 @@ def export_checkpoint(folder, out_dir=None, opset: int = DEFAULT_OPSET, fp16: bo
         write_bytes(path, data)
     report["manifest_updated"] = False
     if out_dir.resolve() == default_out.resolve():
-        from vaezoo import checkpoint
+        from vaezoo.store import checkpoint
 
         if hasattr(checkpoint, "write_manifest"):
             checkpoint.write_manifest(folder)

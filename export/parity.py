@@ -42,7 +42,7 @@ def torch_run(module, arrays: list[np.ndarray]) -> list[np.ndarray]:
 def cpu_session(model_bytes: bytes, threads: int | None = None):
     import onnxruntime as ort
 
-    from vaezoo.backend_onnx import physical_cores
+    from vaezoo.runtime.onnx_backend import physical_cores
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads or physical_cores()

@@ -88,7 +88,7 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-    from vaezoo.store import home
+    from vaezoo.store.resolution import home
 
     out = args.out or home() / "table1"
     out.mkdir(parents=True, exist_ok=True)

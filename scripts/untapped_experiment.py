@@ -76,7 +76,7 @@ def measure(folder: Path, lr, per_class: int, seed: int) -> dict:
     from scipy.optimize import linear_sum_assignment
 
     from vaezoo.data import load_dataset
-    from vaezoo.pipeline import load_pipeline
+    from vaezoo.runtime.pipeline import load_pipeline
 
     pipe = load_pipeline(str(folder), "torch", "cpu")
     k = len(pipe.labels)
@@ -134,8 +134,8 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
     from vaezoo.recipes import resolve
-    from vaezoo.semisup_objectives import inverted_settings
-    from vaezoo.store import home
+    from vaezoo.train.objectives.semisup import inverted_settings
+    from vaezoo.store.resolution import home
 
     out = args.out or home() / "untapped"
     out.mkdir(parents=True, exist_ok=True)

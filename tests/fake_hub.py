@@ -454,17 +454,12 @@ def tiny_ckpt(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def tiny_onnx_ckpt(tiny_ckpt, tmp_path_factory) -> Path:
-    """The tiny checkpoint with its ONNX graphs (skips until the exporter and the ONNX backend exist); read-only."""
+    """The tiny checkpoint with its ONNX graphs; read-only."""
     if "onnx" not in _BUILT:
         import shutil
 
-        pytest.importorskip("onnxruntime")
-        if not (Path(__file__).resolve().parent.parent / "zoo" / "backend_onnx.py").is_file():
-            pytest.skip("the ONNX backend (zoo/backend_onnx.py) is not there yet")
-        try:
-            from vaezoo.export import export_checkpoint
-        except ImportError:
-            pytest.skip("the ONNX exporter (vaezoo.export.export_checkpoint) is not there yet")
+        from vaezoo.export import export_checkpoint
+
         folder = tmp_path_factory.mktemp("hub_onnx_ckpt") / TINY_MODEL
         shutil.copytree(tiny_ckpt, folder)
         export_checkpoint(folder, exporter="torchscript", test_data=False, log=None)  # also refreshes the manifest

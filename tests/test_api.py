@@ -11,7 +11,7 @@ import pytest
 import vaezoo
 from fake_hub import fake_hub, tiny_ckpt, tiny_onnx_ckpt  # noqa: F401 (fixtures)
 from vaezoo.errors import UsageError, VaezooError
-from vaezoo.pipeline import Pipeline
+from vaezoo.runtime.pipeline import Pipeline
 
 
 def test_list_models():
@@ -68,7 +68,7 @@ def test_errors_are_one_liners():
 
 
 def test_importing_the_package_and_the_hub_code_imports_neither_torch_nor_huggingface_hub():
-    code = ("import sys, vaezoo, vaezoo.hub, vaezoo.store, vaezoo.checkpoint, vaezoo.cards, vaezoo.cli; "
+    code = ("import sys, vaezoo, vaezoo.store.hub, vaezoo.store.resolution, vaezoo.store.checkpoint, vaezoo.store.cards, vaezoo.cli; "
             "print(sorted(m for m in ('torch', 'huggingface_hub') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -12,9 +12,9 @@ import pytest
 
 from conftest import REPO, run_cli
 from fake_hub import fake_hub, tiny_ckpt, tiny_onnx_ckpt, validate_card_metadata  # noqa: F401 (fixtures)
-from vaezoo import cards
-from vaezoo.checkpoint import make_config
-from vaezoo.fileio import write_json
+from vaezoo.store import cards
+from vaezoo.store.checkpoint import make_config
+from vaezoo.io.files import write_json
 from vaezoo.recipes import resolve
 
 STARTERS = ("vae-mnist5k", "dp-vae-mnist5k", "dp-factor-mnist5k", "m2-mnist5k")
@@ -118,7 +118,7 @@ def test_onnxruntime_snippet_runs_without_vaezoo(tiny_onnx_ckpt, fake_hub, tmp_p
 
 @pytest.mark.parametrize("model_id", STARTERS)
 def test_every_bundled_starter_has_a_current_card(model_id):
-    from vaezoo.store import bundled_dir
+    from vaezoo.store.resolution import bundled_dir
 
     folder = bundled_dir(model_id)
     if not (folder / "config.json").is_file():

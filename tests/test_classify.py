@@ -49,15 +49,15 @@ def write_idx(path, x):
 
 
 def _pipe(folder):
-    from vaezoo.backends import TorchBackend
-    from vaezoo.checkpoint import read_config
-    from vaezoo.pipeline import Pipeline
+    from vaezoo.runtime.torch_backend import TorchBackend
+    from vaezoo.store.checkpoint import read_config
+    from vaezoo.runtime.pipeline import Pipeline
 
     return Pipeline(read_config(folder), TorchBackend(folder), folder)
 
 
 def _run(pipe, paths, fmt="csv", top_k=1, shard=None):
-    from vaezoo import classify as engine
+    from vaezoo.runtime import classify as engine
 
     buf = io.StringIO()
     notes_buf = io.StringIO()
@@ -144,7 +144,7 @@ def test_decode_threads_change_nothing(tiny_m2, digits, tmp_path):
     """Images decoded in a thread pool: the same rows, logits and stderr lines, in the same order."""
     from PIL import Image
 
-    from vaezoo import classify as engine
+    from vaezoo.runtime import classify as engine
 
     x, y = digits
     write_pngs(tmp_path / "pngs", x[:30], y[:30], by_class=False)
@@ -210,9 +210,9 @@ def test_engine_and_cli_never_import_torch(tiny_m2, digits, tmp_path):
     write_pngs(tmp_path / "pngs", x[:8], y[:8], by_class=False)
     code = BLOCK_TORCH + f"""
 import io, numpy as np
-from vaezoo.checkpoint import read_config
-from vaezoo.pipeline import Pipeline
-from vaezoo import classify as engine
+from vaezoo.store.checkpoint import read_config
+from vaezoo.runtime.pipeline import Pipeline
+from vaezoo.runtime import classify as engine
 class NumpyBackend:
     name = "numpy"
     def run(self, part, x):

@@ -50,11 +50,11 @@ def assert_graph_ok(path: Path, opset: int = 18) -> onnx.ModelProto:
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_family_exports_with_parity(family, tmp_path):
-    from vaezoo.backend_onnx import OnnxBackend
-    from vaezoo.backends import TorchBackend
-    from vaezoo.checkpoint import read_config
+    from vaezoo.runtime.onnx_backend import OnnxBackend
+    from vaezoo.runtime.torch_backend import TorchBackend
+    from vaezoo.store.checkpoint import read_config
     from vaezoo.export import export_checkpoint
-    from vaezoo.pipeline import Pipeline
+    from vaezoo.runtime.pipeline import Pipeline
 
     folder = tiny(f"{family}-mnist5k", tmp_path / family)
     report = export_checkpoint(folder, check=True, exporter=SWEEP_EXPORTER, log=None)
@@ -152,7 +152,7 @@ def test_cli_export_refuses_to_overwrite_and_checks_options(vae_cli_export, tmp_
 
 def test_variants_report_their_measured_error(tmp_path):
     """fp16 and int8 copies: smaller files, fp32 I/O, measured error in the report and in their metadata."""
-    from vaezoo.backend_onnx import OnnxBackend
+    from vaezoo.runtime.onnx_backend import OnnxBackend
     from vaezoo.export import export_checkpoint
 
     folder = tiny("dp-vae-mnist5k", tmp_path / "dpv")
@@ -189,7 +189,8 @@ def test_conv_backbones_export_with_parity(backbone, model_id, exporter, tmp_pat
         import torch
 
         from conftest import tiny_recipe
-        from vaezoo.checkpoint import make_config, save_checkpoint
+        from vaezoo.models.loading import save_checkpoint
+        from vaezoo.store.checkpoint import make_config
         from vaezoo.models import build_model
 
         torch.manual_seed(0)
@@ -215,7 +216,7 @@ def test_moons_vector_data_exports(tmp_path):
 
 def test_exporting_a_bundled_starter_writes_a_local_copy_not_the_package(tmp_path):
     """The package's starters are read-only data: `vaezoo export ID` copies the starter into the local store."""
-    from vaezoo.store import bundled_dir, local_dir
+    from vaezoo.store.resolution import bundled_dir, local_dir
 
     before = sorted(p.name for p in (bundled_dir("vae-mnist5k") / "onnx").iterdir())
     res = run_cli("export", "vae-mnist5k", "--check", "--exporter", "torchscript")

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from vaezoo.flow import FlowPrior, StandardPrior, std_normal_logpdf
+from vaezoo.models.distributions import std_normal_log_density
+from vaezoo.models.flow import FlowPrior, StandardPrior
 
 
 def _perturbed_flow(dim, seed=0):
@@ -56,4 +57,4 @@ def test_standard_prior_is_identity():
     eps, logdet = prior(z)
     assert torch.equal(eps, z) and torch.equal(prior.inverse(z), z)
     assert torch.equal(logdet, torch.zeros(7))
-    assert torch.allclose(prior.log_prob(z), std_normal_logpdf(z))
+    assert torch.allclose(prior.log_prob(z), std_normal_log_density(z))

@@ -45,9 +45,9 @@ def exported(tmp_path_factory):
 
 
 def test_cuda_provider_is_really_used_and_matches_cpu(exported):
-    from vaezoo.backend_onnx import IOBIND_MIN_BATCH, OnnxBackend
-    from vaezoo.checkpoint import read_config
-    from vaezoo.pipeline import Pipeline
+    from vaezoo.runtime.onnx_backend import IOBIND_MIN_BATCH, OnnxBackend
+    from vaezoo.store.checkpoint import read_config
+    from vaezoo.runtime.pipeline import Pipeline
 
     gpu, cpu = OnnxBackend(exported, "cuda"), OnnxBackend(exported, "cpu")
     assert gpu.providers()[0] == "CUDAExecutionProvider"

@@ -16,8 +16,8 @@ import pytest
 
 from conftest import run_cli
 from fake_hub import TINY_MODEL, fake_hub, tiny_ckpt, tiny_onnx_ckpt, validate_card_metadata  # noqa: F401 (fixtures)
-from vaezoo import hub
-from vaezoo.checkpoint import write_manifest
+from vaezoo.store import hub
+from vaezoo.store.checkpoint import write_manifest
 from vaezoo.errors import UsageError, VaezooError
 
 MODEL = TINY_MODEL
@@ -267,7 +267,7 @@ def test_push_refuses_without_token_and_with_a_stale_manifest(ckpt, fake_hub, tm
 
 @pytest.mark.parametrize("model_id", ["vae-mnist5k", "dp-vae-mnist5k", "dp-factor-mnist5k", "m2-mnist5k"])
 def test_push_of_a_bundled_starter_has_its_card_as_readme(fake_hub, model_id):
-    from vaezoo.store import bundled_dir
+    from vaezoo.store.resolution import bundled_dir
 
     if not (bundled_dir(model_id) / "config.json").is_file():
         pytest.skip(f"{model_id} is not bundled yet")
@@ -284,7 +284,7 @@ def test_push_of_a_bundled_starter_has_its_card_as_readme(fake_hub, model_id):
 def test_registry_id_resolves_to_its_pinned_revision(ckpt, fake_hub, monkeypatch):
     from typer.testing import CliRunner
 
-    from vaezoo import store
+    from vaezoo.store import resolution as store
     from vaezoo.cli import app
 
     commit = fake_hub.add_folder("vaezoo/" + MODEL, ckpt)

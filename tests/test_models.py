@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from tests.conftest import tiny_recipe
-from vaezoo.checkpoint import load_model, make_config, save_checkpoint
+from vaezoo.models.loading import load_model, save_checkpoint
+from vaezoo.store.checkpoint import make_config
 from vaezoo.data import load_dataset
 from vaezoo.models import build_model
-from vaezoo.objectives import build_objective
+from vaezoo.train.objectives import build_objective
 from vaezoo.recipes import families
 
 FAMILIES = [f for f in families() if f in ("vae", "beta-h", "beta-b", "tc", "factor", "info") or f.startswith("dp-")]
@@ -33,25 +34,25 @@ def _build(family):
 def _measure(objective, model, x, family):
     torch.manual_seed(123)
     with torch.no_grad():
-        loss, stats = objective(model, x[:32], 0, x[32:])
+        loss, stats = objective(model, [x[:32], x[32:]], 0)
     # FactorVAE's loss depends on the discriminator, which trains too: compare the ELBO part.
-    return float(stats["recon"] + stats["kl"]) if objective.needs_second_batch else float(loss)
+    return float(stats["recon"] + stats["kl"]) if objective.auxiliaries() else float(loss)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_training_steps_lower_the_loss(family, batch):
     recipe, model, objective = _build(family)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    aux = objective.aux_parameters()
-    aux_opt = torch.optim.Adam(aux, lr=1e-4) if aux else None
+    auxes = objective.auxiliaries()
+    aux_opts = [torch.optim.Adam(a.module.parameters(), lr=a.lr, betas=a.betas) for a in auxes]
     before = _measure(objective, model, batch, family)
     for step in range(40):
-        loss, _ = objective(model, batch[:32], 0, batch[32:])
+        loss, _ = objective(model, [batch[:32], batch[32:]], 0)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if aux_opt is not None:
-            d_loss = objective.aux_loss()
+        for aux, aux_opt in zip(auxes, aux_opts):
+            d_loss = aux.loss()
             aux_opt.zero_grad()
             d_loss.backward()
             aux_opt.step()
@@ -74,15 +75,15 @@ def test_save_reload_identical_and_shapes(family, batch, tmp_path):
     eps = torch.randn(5, 4)
     with torch.no_grad():
         for name, inp in (("encoder", batch[:5]), ("decoder", eps), ("prior_forward", eps), ("prior_inverse", eps)):
-            out_a, out_b = parts_a[name](inp), parts_b[name](inp)
+            out_a, out_b = parts_a[name].module(inp), parts_b[name].module(inp)
             out_a = out_a if isinstance(out_a, tuple) else (out_a,)
             out_b = out_b if isinstance(out_b, tuple) else (out_b,)
             for a, b in zip(out_a, out_b):
                 assert torch.equal(a, b), name
-        mu, logvar = parts_b["encoder"](batch[:5])
+        mu, logvar = parts_b["encoder"].module(batch[:5])
         assert mu.shape == logvar.shape == (5, 4)
-        assert parts_b["decoder"](mu).shape == (5, 1, 28, 28)
-        eps_out, logdet = parts_b["prior_forward"](mu)
+        assert parts_b["decoder"].module(mu).shape == (5, 1, 28, 28)
+        eps_out, logdet = parts_b["prior_forward"].module(mu)
         assert eps_out.shape == (5, 4) and logdet.shape == (5,)
 
 
@@ -90,7 +91,7 @@ def test_reload_refuses_mismatched_weights(tmp_path):
     recipe, model, _ = _build("vae")
     save_checkpoint(tmp_path, model, make_config(recipe))
     other = tiny_recipe("vae-mnist5k", model={"latent": 6})
-    from vaezoo.fileio import write_json
+    from vaezoo.io.files import write_json
 
     write_json(tmp_path / "config.json", make_config(other))
     from vaezoo.errors import VaezooError
@@ -101,9 +102,12 @@ def test_reload_refuses_mismatched_weights(tmp_path):
 
 @pytest.mark.parametrize("backbone,shape", [("conv28", (1, 28, 28)), ("conv32", (3, 32, 32)), ("conv64", (3, 64, 64)), ("mlp", (2,))])
 def test_backbones_map_shapes(backbone, shape):
-    from vaezoo.nets import build_backbone
+    from vaezoo.models.nets import build_backbone
 
-    enc, dec = build_backbone({"backbone": backbone, "latent": 8, "hidden": [64]}, shape)
+    from vaezoo.families import base_toml
+
+    channels = base_toml()["backbones"].get(backbone, {})   # the stack a resolved recipe gets
+    enc, dec = build_backbone({"backbone": backbone, "latent": 8, "hidden": [64], "activation": "relu", **channels}, shape)
     x = torch.rand(3, *shape)
     mu, logvar = enc(x)
     assert mu.shape == logvar.shape == (3, 8)
@@ -122,12 +126,12 @@ def test_conv_model_trains_a_step_on_rgb_shapes():
     def neg_elbo():
         torch.manual_seed(1)
         with torch.no_grad():
-            _, stats = objective(model, x[:4], 0, x[4:])
+            _, stats = objective(model, [x[:4], x[4:]], 0)
         return float(stats["recon"] + stats["kl"])
 
     before = neg_elbo()
     for _ in range(5):
-        loss, _ = objective(model, x[:4], 0, x[4:])
+        loss, _ = objective(model, [x[:4], x[4:]], 0)
         opt.zero_grad()
         loss.backward()
         opt.step()

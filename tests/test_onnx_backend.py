@@ -70,10 +70,10 @@ def test_cli_sample_same_grid_from_both_backends(exported, tmp_path):
 
 
 def test_every_operation_matches_torch(exported):
-    from vaezoo.backend_onnx import OnnxBackend
-    from vaezoo.backends import TorchBackend
-    from vaezoo.checkpoint import read_config
-    from vaezoo.pipeline import Pipeline
+    from vaezoo.runtime.onnx_backend import OnnxBackend
+    from vaezoo.runtime.torch_backend import TorchBackend
+    from vaezoo.store.checkpoint import read_config
+    from vaezoo.runtime.pipeline import Pipeline
 
     cfg = read_config(exported)
     po, pt = Pipeline(cfg, OnnxBackend(exported), exported), Pipeline(cfg, TorchBackend(exported), exported)
@@ -106,7 +106,7 @@ def test_cli_codec_commands_through_onnx(exported, tmp_path):
 
 
 def test_auto_picks_onnx_when_graphs_exist(exported, trained, tmp_path):
-    from vaezoo.backends import make_backend
+    from vaezoo.runtime.backends import make_backend
 
     r = run_cli("sample", str(exported), "-n", "4", "--backend", "auto", "-o", str(tmp_path / "a.npy"), "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["backend"] == "onnx", r.stderr
@@ -116,7 +116,7 @@ def test_auto_picks_onnx_when_graphs_exist(exported, trained, tmp_path):
 
 # ------------------------------------------------------------------ sessions, threads, devices
 def test_sessions_created_once_and_reused(exported):
-    from vaezoo.backend_onnx import OnnxBackend, physical_cores
+    from vaezoo.runtime.onnx_backend import OnnxBackend, physical_cores
 
     a, b = OnnxBackend(exported), OnnxBackend(exported)
     z = np.zeros((3, 4), np.float32)
@@ -131,7 +131,7 @@ def test_sessions_created_once_and_reused(exported):
 
 
 def test_vaezoo_threads_overrides(monkeypatch):
-    from vaezoo.backend_onnx import physical_cores
+    from vaezoo.runtime.onnx_backend import physical_cores
     from vaezoo.errors import UsageError
 
     monkeypatch.setenv("VAEZOO_THREADS", "3")
@@ -215,7 +215,7 @@ def test_foreign_graph_without_metadata(exported, tmp_path):
 
 
 def test_wrong_input_shape_or_dtype(exported, tmp_path):
-    from vaezoo.backend_onnx import OnnxBackend
+    from vaezoo.runtime.onnx_backend import OnnxBackend
     from vaezoo.errors import UsageError
 
     np.save(tmp_path / "bad.npy", np.zeros((3, 5), np.float32))

@@ -17,7 +17,7 @@ SMALL = {"model": {"classifier_hidden": [16]}}
 
 def test_balanced_labels_fixed_by_seed():
     from vaezoo.data import load_dataset
-    from vaezoo.semisup_objectives import balanced_labels
+    from vaezoo.train.objectives.semisup import balanced_labels
 
     y = load_dataset("mnist5k", "train").y
     for n in (100, 600, 1000, 3000):
@@ -31,7 +31,7 @@ def test_balanced_labels_fixed_by_seed():
 
 
 def _m2(model_id="m2-mnist5k", **extra):
-    from vaezoo.checkpoint import make_config
+    from vaezoo.store.checkpoint import make_config
     from vaezoo.models import build_model
 
     rec = tiny_recipe(model_id, **extra)
@@ -61,7 +61,7 @@ def test_unlabelled_bound_enumerates_y():
 
 def test_m2_objective_has_labels_in_every_batch_and_alpha():
     from vaezoo.data import load_dataset
-    from vaezoo.objectives import build_objective
+    from vaezoo.train.objectives import build_objective
 
     rec, model = _m2("m2-100-mnist5k")
     ds = load_dataset("mnist5k", "train")
@@ -72,7 +72,7 @@ def test_m2_objective_has_labels_in_every_batch_and_alpha():
     xl, yl = obj.labelled.batch(7, 100)
     xl2, yl2 = obj.labelled.batch(7, 100)
     assert torch.equal(yl, yl2) and len(set(yl.tolist())) == 10
-    loss, stats = obj(model, torch.from_numpy(ds.float_batch(slice(0, 16))), 0)
+    loss, stats = obj(model, [torch.from_numpy(ds.float_batch(slice(0, 16)))], 0)
     assert torch.isfinite(loss) and "ce" in stats and "kl" in stats
     loss.backward()
     first = next(model.core.classifier.parameters())   # the conv q(y|x)'s first layer (mnist5k recipe)
@@ -94,22 +94,22 @@ def test_m2_trains_and_records_labels(tiny_m2):
 
 
 def test_m2_parts_plain_tensors(tiny_m2):
-    from vaezoo.checkpoint import load_model
+    from vaezoo.models.loading import load_model
 
     model, _ = load_model(tiny_m2)
     parts = model.parts()
     x, y = torch.rand(3, 1, 28, 28), torch.eye(10)[:3]
-    mu, logvar = parts["encoder"](x, y)
+    mu, logvar = parts["encoder"].module(x, y)
     assert mu.shape == logvar.shape == (3, 4)
-    assert parts["decoder"](mu, y).shape == (3, 1, 28, 28)
-    assert parts["classifier"](x).shape == (3, 10)
+    assert parts["decoder"].module(mu, y).shape == (3, 1, 28, 28)
+    assert parts["classifier"].module(x).shape == (3, 10)
 
 
 def test_pipeline_label_sampling_and_analogies(tiny_m2):
-    from vaezoo.backends import TorchBackend
-    from vaezoo.checkpoint import read_config
+    from vaezoo.runtime.torch_backend import TorchBackend
+    from vaezoo.store.checkpoint import read_config
     from vaezoo.errors import UsageError
-    from vaezoo.pipeline import Pipeline
+    from vaezoo.runtime.pipeline import Pipeline
 
     pipe = Pipeline(read_config(tiny_m2), TorchBackend(tiny_m2), tiny_m2)
     s3 = pipe.sample(4, seed=1, label=3)
@@ -139,7 +139,7 @@ def test_cli_sample_label_and_analogies(tiny_m2, tmp_path):
 @pytest.mark.parametrize("model_id,extra", [("m1-100-mnist5k", M1_TINY), ("m1m2-100-mnist5k", M1_TINY),
                                              ("untapped-mnist5k", SMALL)])
 def test_other_models_train_and_export_parts(model_id, extra, tmp_path):
-    from vaezoo.checkpoint import load_model
+    from vaezoo.models.loading import load_model
 
     out = train_tiny(model_id, tmp_path / model_id, **extra)
     metrics = json.loads((out / "metrics.json").read_text())
@@ -147,19 +147,19 @@ def test_other_models_train_and_export_parts(model_id, extra, tmp_path):
     model, cfg = load_model(out)
     parts = model.parts()
     x = torch.rand(2, 1, 28, 28)
-    assert parts["classifier"](x).shape == (2, 10)
+    assert parts["classifier"].module(x).shape == (2, 10)
     if cfg["conditional"]:
-        mu, _ = parts["encoder"](x, torch.eye(10)[:2])
-        assert parts["decoder"](mu, torch.eye(10)[:2]).shape == (2, 1, 28, 28)
+        mu, _ = parts["encoder"].module(x, torch.eye(10)[:2])
+        assert parts["decoder"].module(mu, torch.eye(10)[:2]).shape == (2, 1, 28, 28)
     if model_id.startswith("m1m2"):
-        assert parts["m1_encoder"](x)[0].shape == (2, 6)
+        assert parts["m1_encoder"].module(x)[0].shape == (2, 6)
 
 
 def test_untapped_relaxed_draw_is_sharp_and_differentiable():
     """inverse_sample = "relaxed" (the mnist5k recipe's): x~ is a random draw pushed towards 0/1 that
     gradients pass through; "mean" (the objective's default) is the decoder's mean."""
     from vaezoo.recipes import resolve
-    from vaezoo.semisup_objectives import UntappedObjective
+    from vaezoo.train.objectives.semisup import UntappedObjective
 
     logits = torch.zeros(64, 784, requires_grad=True)
     mean = UntappedObjective(resolve("untapped-mnist"), 100).draw(logits)
@@ -178,14 +178,14 @@ def test_untapped_relaxed_draw_is_sharp_and_differentiable():
 def test_m1_two_stages_freeze_the_vae():
     """Stage 2 of M1 trains only the head on latent means; the encoder gets no gradient."""
     from vaezoo.data import load_dataset
-    from vaezoo.objectives import build_objective
+    from vaezoo.train.objectives import build_objective
 
     rec, model = _m2("m1-100-mnist5k", **M1_TINY)
     ds = load_dataset("mnist5k", "train")
     obj = build_objective(rec, len(ds))
     obj.attach(ds, "cpu")
     x = torch.from_numpy(ds.float_batch(slice(0, 8)))
-    loss, st = obj(model, x, obj.vae_steps())
+    loss, st = obj(model, [x], obj.vae_steps())
     loss.backward()
     assert float(st["stage"]) == 2.0
     assert all(p.grad is None for p in model.encoder.parameters())
@@ -227,13 +227,13 @@ def test_m1m2_svhn_trains_on_real_format_files_and_exports(tmp_path):
 def test_per_dataset_family_settings_and_random_shift():
     """m2's mnist5k entry (conv q(y|x), shifts) applies to every mnist5k budget and to no other dataset."""
     from vaezoo.recipes import resolve
-    from vaezoo.semisup_objectives import random_shift
+    from vaezoo.train.objectives.semisup import random_shift
 
     for mid in ("m2-mnist5k", "m2-100-mnist5k"):
         rec = resolve(mid)
         assert rec["model"]["classifier_backbone"] == "conv" and rec["objective"]["shift"] == 2
     paper = resolve("m2-mnist")
-    assert "classifier_backbone" not in paper["model"] and "shift" not in paper["objective"]
+    assert paper["model"]["classifier_backbone"] == "mlp" and paper["objective"]["shift"] == 0
     # a conv q(y|x) named without its channels gets the default stack, written into the recipe
     assert resolve("m2-mnist", {"model": {"classifier_backbone": "conv"}})["model"]["classifier_channels"] == [32, 64]
     x = torch.zeros(64, 1, 9, 9)

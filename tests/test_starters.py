@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
-from vaezoo.checkpoint import load_model
+from vaezoo.models.loading import load_model
 from vaezoo.data import load_dataset
-from vaezoo.metrics import evaluate
-from vaezoo.store import bundled_dir, bundled_ids
+from vaezoo.store.resolution import bundled_dir, bundled_ids
 
+REPO = Path(__file__).resolve().parent.parent
 REQUIRED = ["vae-mnist5k", "dp-vae-mnist5k", "dp-factor-mnist5k", "m2-mnist5k"]
 
 
@@ -31,8 +32,24 @@ def test_starter_meets_its_recorded_nll(mid):
     recorded = json.loads((bundled_dir(mid) / "metrics.json").read_text())["validation"]
     val = load_dataset("mnist5k", "val")
     x = torch.from_numpy(val.x[: recorded["examples"]]).float() / 255.0
-    now = evaluate(model, x, recorded["nll_samples"])
+    now = model.validation_metrics(x, None, recorded["nll_samples"])
     # Same code, same seed: equal up to floating-point differences between machines.
     assert now["nll"] <= recorded["nll"] + 0.5, (now["nll"], recorded["nll"])
     assert abs(now["neg_elbo"] - recorded["neg_elbo"]) < 0.5
     assert recorded["nll_samples"] >= 1000
+
+
+def test_starters_give_the_outputs_they_gave_before_the_layout_change():
+    """sample / encode / reconstruct / classify of every starter, both backends, against the outputs the
+    code before the package redesign wrote (tests/golden, made by scripts/starter_outputs.py at dff7813)."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import starter_outputs
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    diffs = starter_outputs.differences(REPO / "tests" / "golden" / "starters_before_layout.npz")
+    assert len(diffs) == 39
+    worst = max(diffs, key=diffs.get)
+    assert diffs[worst] <= 1e-6, (worst, diffs[worst])

@@ -22,22 +22,14 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from vaezoo.checkpoint import CONFIG, WEIGHTS, make_config, save_checkpoint
+from vaezoo.models.loading import save_checkpoint
+from vaezoo.store.checkpoint import CONFIG, WEIGHTS, make_config
 from vaezoo.errors import UsageError, VaezooError
-from vaezoo.fileio import atomic_path
-from vaezoo.progress import Progress, log
+from vaezoo.io.files import atomic_path
+from vaezoo.io.progress import Progress, log
+from vaezoo.runtime.device import pick_device
 
 STATE = "train_state.safetensors"
-
-
-def pick_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise VaezooError("--device cuda: no CUDA device is available to torch (use --device cpu or auto)")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise UsageError(f"--device must be auto, cpu or cuda, not {device!r}")
-    return torch.device(device)
 
 
 @dataclass
@@ -115,14 +107,13 @@ def _unflat_optimizer(prefix: str, opt, tensors: dict, meta: dict) -> None:
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
-def save_state(path: Path, model, objective, opt, aux_opt, sampler, step, recipe, elapsed) -> None:
+def save_state(path: Path, model, objective, opt, aux_opts: dict, sampler, step, recipe, elapsed) -> None:
     from safetensors.torch import save_file
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tensors.update({f"objective.{k}": v.detach().cpu().contiguous() for k, v in objective.state_dict().items()})
-    meta = {"opt": _flat_optimizer("opt", opt, tensors)}
-    if aux_opt is not None:
-        meta["aux_opt"] = _flat_optimizer("aux_opt", aux_opt, tensors)
+    meta = {"opt": _flat_optimizer("opt", opt, tensors),
+            "aux_opts": {name: _flat_optimizer(f"aux_opt_{name}", o, tensors) for name, o in aux_opts.items()}}
     tensors["rng.torch"] = torch.get_rng_state()
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
@@ -195,9 +186,8 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
           threads: int | None = None) -> dict:
     """Train a recipe into ``out``. ``stop_after`` ends the process's work early (tests of resume)."""
     from vaezoo.data import load_dataset
-    from vaezoo.metrics import evaluate
     from vaezoo.models import build_model
-    from vaezoo.objectives import build_objective
+    from vaezoo.train.objectives import build_objective
 
     dev = pick_device(device)
     set_threads(recipe, threads)
@@ -218,14 +208,10 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
     config = make_config(recipe)
     model = build_model(config).to(dev)
     objective = build_objective(recipe, len(train_set)).to(dev)
-    if hasattr(objective, "attach"):  # objectives that need more than x batches (labelled subsets)
-        objective.attach(train_set, dev)
+    objective.attach(train_set, dev)
     opt = torch.optim.Adam(model.parameters(), lr=float(tcfg["lr"]))
-    aux_params = objective.aux_parameters()
-    aux_opt = None
-    if aux_params:
-        ocfg = recipe["objective"]
-        aux_opt = torch.optim.Adam(aux_params, lr=float(ocfg["disc_lr"]), betas=tuple(ocfg["disc_betas"]))
+    auxiliaries = objective.auxiliaries()
+    aux_opts = {a.name: torch.optim.Adam(a.module.parameters(), lr=a.lr, betas=a.betas) for a in auxiliaries}
 
     step, elapsed = 0, 0.0
     sampler = EpochSampler(len(train_set), int(tcfg["batch_size"]), int(tcfg["seed"]), ddp)
@@ -233,8 +219,8 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
         model.load_state_dict(_strip("model", tensors))
         objective.load_state_dict(_strip("objective", tensors))
         _unflat_optimizer("opt", opt, tensors, meta["opt"])
-        if aux_opt is not None:
-            _unflat_optimizer("aux_opt", aux_opt, tensors, meta["aux_opt"])
+        for name, aux_opt in aux_opts.items():
+            _unflat_optimizer(f"aux_opt_{name}", aux_opt, tensors, meta["aux_opts"][name])
         torch.set_rng_state(tensors["rng.torch"])
         if "rng.cuda" in tensors and dev.type == "cuda":
             torch.cuda.set_rng_state(tensors["rng.cuda"])
@@ -257,11 +243,10 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
     t_start = time.perf_counter() - elapsed
     last_stats: dict = {}
     while step < total:
-        x = _batch(data, sampler.next(), dev)
-        x2 = _batch(data, sampler.next(), dev) if objective.needs_second_batch else None
+        batches = [_batch(data, sampler.next(), dev) for _ in range(objective.batches_per_step)]
         for g in opt.param_groups:  # a pure function of the step, so resuming needs no scheduler state
             g["lr"] = lr_at(tcfg, step, total)
-        loss, stats = objective(model, x, step, x2, runner=runner)
+        loss, stats = objective(model, batches, step, runner=runner)
         if not torch.isfinite(loss):
             raise VaezooError(f"loss became {float(loss)} at step {step}; lower the learning rate (--lr) or check the data")
         opt.zero_grad(set_to_none=True)
@@ -269,21 +254,22 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
         if float(tcfg.get("grad_clip", 0)) > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), float(tcfg["grad_clip"]))
         opt.step()
-        if aux_opt is not None:
-            aux = objective.aux_loss()
+        for aux in auxiliaries:  # training-only networks, each on its own loss after the model step
+            aux_loss = aux.loss()
+            aux_opt = aux_opts[aux.name]
             aux_opt.zero_grad(set_to_none=True)
-            aux.backward()
-            if ddp.world > 1:
-                for p in aux_params:
+            aux_loss.backward()
+            if ddp.world > 1:  # not wrapped in DDP: average their gradients by hand
+                for p in aux.module.parameters():
                     dist.all_reduce(p.grad)
                     p.grad /= ddp.world
             aux_opt.step()
-            stats["disc"] = aux.detach()
+            stats[aux.name] = aux_loss.detach()
         step += 1
         last_stats = {k: float(v) for k, v in stats.items()}
         bar.advance(1, loss=last_stats["loss"], kl=last_stats["kl"])
         if ddp.main and (step % int(tcfg["checkpoint_every"]) == 0 or step == total):
-            save_state(out / STATE, model, objective, opt, aux_opt, sampler, step, recipe, time.perf_counter() - t_start)
+            save_state(out / STATE, model, objective, opt, aux_opts, sampler, step, recipe, time.perf_counter() - t_start)
         if stop_after is not None and step >= stop_after:
             bar.close()
             return {"stopped_at": step}
@@ -298,17 +284,15 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
     n_val = min(len(val_set), int(ecfg.get("max_examples", 1000)))
     xv = _batch(torch.from_numpy(val_set.x), torch.arange(n_val), dev)
     log(f"evaluating on {n_val} validation examples (importance-sampled NLL, K={ecfg.get('nll_samples', 1000)})")
-    if hasattr(model, "validation_metrics"):  # models with labels report their error rate too
-        yv = torch.from_numpy(val_set.y[:n_val]).long().to(dev)
-        val = model.validation_metrics(xv, yv, int(ecfg.get("nll_samples", 1000)))
-    else:
-        val = evaluate(model, xv, int(ecfg.get("nll_samples", 1000)))
+    yv = torch.from_numpy(val_set.y[:n_val]).long().to(dev) if val_set.y is not None else None
+    val = model.validation_metrics(xv, yv, int(ecfg.get("nll_samples", 1000)))
     metrics = {
         "validation": {"split": "val", **val},
         "train": {
             "steps": total,
             "batch_size": int(tcfg["batch_size"]),
-            "epochs": round(total / max(sampler.steps_per_epoch, 1), 2),
+            # every batch counts (FactorVAE reads two per step)
+            "epochs": round(total * objective.batches_per_step / max(sampler.steps_per_epoch, 1), 2),
             "examples": len(train_set),
             "seconds": round(seconds, 2),
             "final_stats": last_stats,
@@ -319,8 +303,7 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
             "hardware": f"{platform.machine()} {os.cpu_count()} cpus" + (f", {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else ""),
         },
     }
-    if hasattr(objective, "metrics_info"):
-        metrics.update(objective.metrics_info())
+    metrics.update(objective.metrics_info())
     save_checkpoint(out, model, config, metrics)
     (out / STATE).unlink(missing_ok=True)
     nll = f"val NLL {val['nll']:.2f} nats, " if "nll" in val else ""

@@ -4,7 +4,9 @@ Importing this package is cheap: nothing here imports torch. Heavy modules are i
 the functions that need them, so the ONNX inference path runs in environments without torch.
 """
 
-__version__ = "0.1.0"
+from vaezoo.version import __version__
+
+__all__ = ["__version__", "list_models", "load"]
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -15,7 +17,7 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def load(model: str, backend: str = "auto", device: str = "cpu", offline: bool = False):
-    """Load a model as the :class:`vaezoo.pipeline.Pipeline` the CLI uses.
+    """Load a model as the :class:`vaezoo.runtime.pipeline.Pipeline` the CLI uses.
 
     ``model`` is a registry id (local store, then bundled starters, then the recipe's Hub repo at its
     pinned revision), a checkpoint folder, or a Hub repo ``"hf-hub:org/name[@revision]"``.
@@ -27,6 +29,6 @@ def load(model: str, backend: str = "auto", device: str = "cpu", offline: bool =
     >>> images = pipe.sample(16, seed=0)          # (16, 1, 28, 28) float32 in [0, 1]
     >>> mu, logvar = pipe.encode(images)
     """
-    from vaezoo.pipeline import load_pipeline
+    from vaezoo.runtime.pipeline import load_pipeline
 
     return load_pipeline(model, backend=backend, device=device, offline=offline)

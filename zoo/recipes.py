@@ -17,18 +17,8 @@ import tomllib
 from functools import lru_cache
 from pathlib import Path
 
-from vaezoo.errors import UsageError, VaezooError
-
-RECIPE_DIR = Path(__file__).resolve().parent.parent / "train" / "recipes"
-
-
-def _recipe_dir() -> Path:
-    # Installed (non-editable) layout: vaezoo/train/recipes next to vaezoo/.
-    here = Path(__file__).resolve().parent
-    for cand in (here / "train" / "recipes", RECIPE_DIR):
-        if (cand / "base.toml").is_file():
-            return cand
-    raise VaezooError(f"recipe folder not found (looked in {here / 'train' / 'recipes'} and {RECIPE_DIR})")
+from vaezoo.errors import UsageError
+from vaezoo.families import base_toml, lookup, published, recipe_dir
 
 
 def merge(base: dict, over: dict) -> dict:
@@ -42,42 +32,18 @@ def merge(base: dict, over: dict) -> dict:
     return out
 
 
-@lru_cache(maxsize=1)
-def _base() -> dict:
-    with open(_recipe_dir() / "base.toml", "rb") as fh:
-        return tomllib.load(fh)
-
-
 def _overrides(model_id: str) -> dict:
-    path = _recipe_dir() / f"{model_id}.toml"
+    path = recipe_dir() / f"{model_id}.toml"
     if not path.is_file():
         return {}
     with open(path, "rb") as fh:
         return tomllib.load(fh)
 
 
-def _family_names() -> dict[str, tuple[str, int | None]]:
-    """Published family name -> (family table, label budget or None).
-
-    A family with ``label_budgets`` is also published once per budget as ``<family>-<budget>``.
-    """
-    names: dict[str, tuple[str, int | None]] = {}
-    for fam, spec in _base()["families"].items():
-        names[fam] = (fam, None)
-        for budget in spec.get("label_budgets", []):
-            names[f"{fam}-{budget}"] = (fam, int(budget))
-    return names
-
-
 @lru_cache(maxsize=1)
 def _ids() -> dict[str, tuple[str, str]]:
     """id -> (published family name, dataset), in registry order."""
-    base = _base()
-    ids: dict[str, tuple[str, str]] = {}
-    for name, (fam, _) in _family_names().items():
-        for ds in base["families"][fam].get("datasets", base["defaults"]["datasets"]):
-            ids[f"{name}-{ds}"] = (name, ds)
-    return ids
+    return {f"{name}-{ds}": (name, ds) for name, pub in published().items() for ds in pub.family.datasets}
 
 
 def list_ids(pattern: str = "*") -> list[str]:
@@ -85,7 +51,8 @@ def list_ids(pattern: str = "*") -> list[str]:
 
 
 def families() -> list[str]:
-    return list(_family_names())
+    """Published family names (each family, its variants and its label budgets)."""
+    return list(published())
 
 
 def unknown_id_error(model_id: str) -> UsageError:
@@ -99,13 +66,13 @@ def resolve(model_id: str, overrides: dict | None = None) -> dict:
     if model_id not in _ids():
         raise unknown_id_error(model_id)
     fam, ds = _ids()[model_id]
-    base = _base()
-    table, budget = _family_names()[fam]
-    spec = base["families"][table]
-    fam_spec = {k: v for k, v in spec.items() if k not in ("datasets", "label_budgets", "per_dataset")}
-    fam_spec = merge(fam_spec, spec.get("per_dataset", {}).get(ds, {}))  # the family's settings for this dataset
-    if budget is not None:
-        fam_spec = merge(fam_spec, {"data": {"labels": budget}})
+    base = base_toml()
+    pub = published()[fam]
+    fam_spec = merge(pub.family.settings, pub.family.per_dataset.get(ds, {}))  # the family's settings for this dataset
+    if pub.variant is not None:
+        fam_spec = merge(fam_spec, pub.variant.settings)
+    if pub.budget is not None:
+        fam_spec = merge(fam_spec, {"data": {"labels": pub.budget}})
     recipe = merge(base["defaults"]["recipe"], base["datasets"][ds])
     recipe = merge(recipe, fam_spec)
     recipe = merge(recipe, _overrides(model_id))
@@ -118,13 +85,76 @@ def resolve(model_id: str, overrides: dict | None = None) -> dict:
 
 def finalize(recipe: dict) -> dict:
     """Fill settings derived from others, so the printed recipe shows every number used."""
-    obj = recipe.get("objective", {})
-    if obj.get("capacity_steps", None) == 0:  # 0 = three quarters of the training run
-        obj["capacity_steps"] = int(0.75 * recipe["train"]["steps"])
-    model = recipe.get("model", {})
-    if model.get("classifier_backbone") == "conv":
-        model.setdefault("classifier_channels", [32, 64])  # the conv q(y|x)'s default stack
+    obj, model, steps = recipe.get("objective", {}), recipe.get("model", {}), recipe.get("train", {}).get("steps")
+    if obj.get("capacity_steps", None) == 0 and steps:  # 0 = three quarters of the training run
+        obj["capacity_steps"] = int(0.75 * steps)
+    if obj.get("vae_steps", None) == 0 and steps:       # 0 = half of the run; fixed here, so a resumed
+        obj["vae_steps"] = int(0.5 * steps)             # run keeps its stage boundary whatever --steps says
+    _fill_backbone(model)
+    if isinstance(model.get("m1"), dict):  # M1+M2's first stage: a VAE model table of its own
+        m1 = model["m1"]
+        m1.setdefault("backbone", model.get("backbone"))
+        m1.setdefault("activation", model.get("activation"))
+        _fill_backbone(m1)
     validate(recipe)
+    return recipe
+
+
+def _fill_backbone(model: dict) -> None:
+    """A conv backbone's standard channel stack ([backbones.<name>] in base.toml), and a conv q(y|x)'s
+    ([classifier_backbones.<name>]), unless the recipe sets its own."""
+    for table, key in (("backbones", "backbone"), ("classifier_backbones", "classifier_backbone")):
+        for name, value in base_toml().get(table, {}).get(model.get(key), {}).items():
+            model.setdefault(name, copy.deepcopy(value))
+
+
+# What the code before checkpoint format 2 assumed for the settings a recipe left out. Format-1 configs
+# (the bundled starters were written then) get these filled in when read, so they build the same
+# networks; a format-2 config states every setting itself.
+V1_CONV_CHANNELS = {"conv28": [32, 64], "conv32": [32, 64, 128], "conv64": [32, 64, 128, 256]}
+V1_OBJECTIVE = {"alpha": 0.1, "labelled_batch": 100, "weighting": "batch", "shift": 0, "label_only_batch": 100,
+                "weight": 1.0, "inverse_entropy": True, "inverse_encoder": True, "inverse_prior": "uniform",
+                "inverse_sample": "mean", "inverse_temperature": 0.5}
+V1_SEMISUP = {"m1", "m2", "m1m2", "untapped"}
+
+
+def complete_v1(recipe: dict) -> dict:
+    """A format-1 recipe with the settings the format-1 code assumed made explicit."""
+    recipe = copy.deepcopy(recipe)
+    m, kind = recipe["model"], recipe["model"].get("kind", "vae")
+
+    def vae_table(t: dict, hidden: list) -> None:
+        t.setdefault("hidden", hidden)
+        t.setdefault("activation", "leaky_relu" if t.get("backbone") == "conv64" else "relu")
+        if t.get("backbone") in V1_CONV_CHANNELS:
+            t.setdefault("channels", V1_CONV_CHANNELS[t["backbone"]])
+
+    m.setdefault("kind", "vae")
+    if m.get("likelihood") == "gaussian":
+        m.setdefault("sigma", 0.1)
+    if kind in ("vae", "m1"):
+        vae_table(m, [256])
+    else:
+        m.setdefault("hidden", [500])
+        m.setdefault("activation", "relu")
+    if kind in ("m2", "untapped", "m1m2"):
+        m.setdefault("classifier_hidden", m["hidden"])
+        m.setdefault("classifier_backbone", "mlp")
+    if kind == "m1":
+        m.setdefault("classifier_hidden", [])
+    if kind in V1_SEMISUP:
+        m.setdefault("classifier_dropout", 0.0)
+        for key, value in V1_OBJECTIVE.items():
+            recipe["objective"].setdefault(key, value)
+    if kind == "m1m2":
+        m1 = m.setdefault("m1", {})
+        m1.setdefault("backbone", m.get("backbone", "mlp"))
+        m1.setdefault("latent", 50)
+        vae_table(m1, [500])
+    if kind in ("m1", "m1m2") and not recipe["objective"].get("vae_steps"):
+        recipe["objective"]["vae_steps"] = int(0.5 * int(recipe["train"]["steps"]))
+    recipe["prior"].setdefault("blocks", 6)
+    recipe["prior"].setdefault("hidden", 64)
     return recipe
 
 
@@ -146,6 +176,9 @@ def validate(recipe: dict) -> None:
                 raise UsageError(f"recipe {recipe.get('id', '?')!r} is missing {table}.{key}")
     if recipe["prior"]["kind"] not in ("standard", "flow"):
         raise UsageError(f"prior.kind must be 'standard' or 'flow', not {recipe['prior']['kind']!r}")
+    if lookup(str(recipe.get("family"))) is None:
+        raise UsageError(f"recipe {recipe.get('id', '?')!r}: family {recipe.get('family')!r} is not a vaezoo family "
+                         f"(one of {', '.join(published())})")
 
 
 def load_recipe_file(path: str | Path, overrides: dict | None = None) -> dict:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from vaezoo.cli import app
+from vaezoo.cli.app import app
 from vaezoo.cli.options import Json, Model, Offline
 
 
@@ -20,7 +20,7 @@ def list_cmd(
     """List registry ids and where each model is available: local (trained here), bundled, cached
     (its pinned Hub revision is in the Hugging Face cache) or remote (pinned on the Hub, not downloaded)."""
     from vaezoo.recipes import list_ids, resolve
-    from vaezoo.store import availability
+    from vaezoo.store.resolution import availability
 
     rows = []
     for mid in list_ids(pattern or "*"):
@@ -45,11 +45,11 @@ def list_cmd(
 def info(model: str = Model, as_json: bool = Json, offline: bool = Offline) -> None:
     """Show a model's resolved recipe, where it is, and its recorded metrics (a remote-only registry id
     shows its recipe without downloading anything)."""
-    from vaezoo.checkpoint import METRICS, read_config
-    from vaezoo.fileio import read_json
-    from vaezoo.hub import is_hub_spec
+    from vaezoo.store.checkpoint import METRICS, read_config
+    from vaezoo.io.files import read_json
+    from vaezoo.store.hub import is_hub_spec
     from vaezoo.recipes import list_ids, resolve, to_toml
-    from vaezoo.store import availability, looks_like_path, resolve_model
+    from vaezoo.store.resolution import availability, looks_like_path, resolve_model
 
     folder = None
     explicit = looks_like_path(model) or is_hub_spec(model)

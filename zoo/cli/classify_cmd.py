@@ -13,7 +13,7 @@ from typing import List, Optional
 import numpy as np
 import typer
 
-from vaezoo.cli import app
+from vaezoo.cli.app import app
 from vaezoo.cli.options import Backend, Device, Force, Json, Model, Nrow, Output, Seed, emit, require_output
 
 EXIT_SOME_FAILED = 3
@@ -40,10 +40,10 @@ def classify(
     Streams: rows are written as batches finish, memory stays flat. An unreadable input becomes an
     error row and a line on stderr; the others are still classified, and the exit code is 3.
     """
-    from vaezoo import classify as engine
+    from vaezoo.runtime import classify as engine
     from vaezoo.errors import UsageError
-    from vaezoo.fileio import atomic_path, check_writable
-    from vaezoo.pipeline import load_pipeline
+    from vaezoo.io.files import atomic_path, check_writable
+    from vaezoo.runtime.pipeline import load_pipeline
 
     if top_k < 1:
         raise UsageError("--top-k must be at least 1")
@@ -162,9 +162,9 @@ def evaluate(
     as_json: bool = Json,
 ) -> None:
     """Error rate and cross-entropy of a model's classifier q(y|x) on labelled data."""
-    from vaezoo import classify as engine
+    from vaezoo.runtime import classify as engine
     from vaezoo.errors import UsageError
-    from vaezoo.pipeline import load_pipeline
+    from vaezoo.runtime.pipeline import load_pipeline
 
     pipe = load_pipeline(model, backend, device)
     if not pipe.labels:
@@ -233,10 +233,10 @@ def analogies(
     force: bool = Force,
     as_json: bool = Json,
 ) -> None:
-    """The paper's analogies grid for conditional models (m2, m1m2, untapped): one row per z, one column per class."""
+    """The M2 paper's analogies grid for conditional models: one row per z, one column per class."""
     from vaezoo.errors import UsageError
-    from vaezoo.images import load_inputs, save_output
-    from vaezoo.pipeline import load_pipeline
+    from vaezoo.io.images import load_inputs, save_output
+    from vaezoo.runtime.pipeline import load_pipeline
 
     output = require_output(output)
     if rows < 1:

@@ -8,7 +8,7 @@ from typing import List, Optional
 import numpy as np
 import typer
 
-from vaezoo.cli import app
+from vaezoo.cli.app import app
 from vaezoo.cli.options import Backend, Device, Force, Json, Model, Nrow, Offline, Output, emit
 
 Inputs = typer.Argument(..., help="Image files (png, jpg), folders (recursive, sorted) or .npy arrays.")
@@ -28,9 +28,9 @@ def encode(
 ) -> None:
     """Encode inputs to their posterior means."""
     from vaezoo.errors import UsageError
-    from vaezoo.fileio import atomic_path, check_writable
-    from vaezoo.images import load_inputs, save_output
-    from vaezoo.pipeline import load_pipeline
+    from vaezoo.io.files import atomic_path, check_writable
+    from vaezoo.io.images import load_inputs, save_output
+    from vaezoo.runtime.pipeline import load_pipeline
 
     pipe = load_pipeline(model, backend, device, offline=offline)
     x, names = load_inputs(inputs, pipe.shape)
@@ -66,8 +66,8 @@ def reconstruct(
 ) -> None:
     """Reconstruct inputs (decode their posterior means). A PNG shows input/reconstruction pairs side by side."""
     from vaezoo.cli.options import require_output
-    from vaezoo.images import load_inputs, save_output
-    from vaezoo.pipeline import load_pipeline
+    from vaezoo.io.images import load_inputs, save_output
+    from vaezoo.runtime.pipeline import load_pipeline
 
     output = require_output(output)
     pipe = load_pipeline(model, backend, device, offline=offline)

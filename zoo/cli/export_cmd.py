@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from vaezoo.cli import app
+from vaezoo.cli.app import app
 from vaezoo.cli.options import Force, Json, Model
 
 
@@ -51,9 +51,9 @@ def _writable_checkpoint(model: str, output: Optional[Path]) -> Path:
     """
     import shutil
 
-    from vaezoo.checkpoint import CARD, CONFIG, METRICS, WEIGHTS
+    from vaezoo.store.checkpoint import CARD, CONFIG, METRICS, WEIGHTS
     from vaezoo.errors import UsageError
-    from vaezoo.store import bundled_dir, local_dir, looks_like_path, resolve_model
+    from vaezoo.store.resolution import bundled_dir, local_dir, looks_like_path, resolve_model
 
     folder = resolve_model(model, need="weights")
     if looks_like_path(model) or output is not None:

@@ -8,12 +8,12 @@ from typing import List, Optional
 import numpy as np
 import typer
 
-from vaezoo.cli import app
+from vaezoo.cli.app import app
 from vaezoo.cli.options import Backend, Device, Force, Json, Model, Nrow, Offline, Output, Seed, emit, require_output
 
 
 def _write(pipe, data, output: Path, force: bool, nrow, as_json: bool, what: str) -> None:
-    from vaezoo.images import save_output
+    from vaezoo.io.images import save_output
 
     save_output(data, output, force=force, nrow=nrow)
     emit({"model": pipe.id, "output": str(output), "count": int(data.shape[0]), "backend": pipe.backend.name},
@@ -26,7 +26,7 @@ def sample(
     n: int = typer.Option(64, "-n", "--num", help="Number of samples."),
     seed: int = Seed,
     temperature: float = typer.Option(1.0, "--temperature", "-t", help="Scale of the generation-space noise."),
-    label: Optional[str] = typer.Option(None, "--label", help="Conditional models (m2, m1m2, untapped): the class to generate (default: cycle through the classes)."),
+    label: Optional[str] = typer.Option(None, "--label", help="Conditional models: the class to generate (default: cycle through the classes)."),
     output: Optional[Path] = Output,
     nrow: Optional[int] = Nrow,
     backend: str = Backend,
@@ -36,7 +36,7 @@ def sample(
     offline: bool = Offline,
 ) -> None:
     """Draw samples: eps ~ N(0, T^2 I) (numpy, from --seed) -> prior_inverse -> decoder."""
-    from vaezoo.pipeline import load_pipeline
+    from vaezoo.runtime.pipeline import load_pipeline
 
     output = require_output(output)
     pipe = load_pipeline(model, backend, device, offline=offline)
@@ -58,7 +58,7 @@ def decode(
 ) -> None:
     """Decode latent codes from a .npy file."""
     from vaezoo.errors import UsageError
-    from vaezoo.pipeline import load_pipeline
+    from vaezoo.runtime.pipeline import load_pipeline
 
     output = require_output(output)
     if not latents.is_file():
@@ -92,8 +92,8 @@ def traverse(
 ) -> None:
     """Latent traversals: one row per dimension, swept in the generation space (through g^-1 for dp models)."""
     from vaezoo.errors import UsageError
-    from vaezoo.images import load_inputs
-    from vaezoo.pipeline import load_pipeline
+    from vaezoo.io.images import load_inputs
+    from vaezoo.runtime.pipeline import load_pipeline
 
     output = require_output(output)
     try:
@@ -122,8 +122,8 @@ def interpolate(
 ) -> None:
     """Interpolations, linear in the generation space (through g^-1 for dp models): one row per path."""
     from vaezoo.errors import UsageError
-    from vaezoo.images import load_inputs
-    from vaezoo.pipeline import load_pipeline
+    from vaezoo.io.images import load_inputs
+    from vaezoo.runtime.pipeline import load_pipeline
 
     output = require_output(output)
     pipe = load_pipeline(model, backend, device, offline=offline)

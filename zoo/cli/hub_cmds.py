@@ -8,16 +8,16 @@ from typing import Optional
 
 import typer
 
-from vaezoo.cli import app
+from vaezoo.cli.app import app
 from vaezoo.cli.options import Force, Json, Model, Offline
 
 
 def _hub_target(model: str, revision: Optional[str]) -> tuple[str, str]:
     """(repo, revision) that `pull` fetches for a registry id or an hf-hub: spec."""
-    from vaezoo import hub
+    from vaezoo.store import hub
     from vaezoo.errors import UsageError
     from vaezoo.recipes import list_ids, unknown_id_error
-    from vaezoo.store import hub_pin, looks_like_path
+    from vaezoo.store.resolution import hub_pin, looks_like_path
 
     if hub.is_hub_spec(model):
         repo, rev = hub.parse_spec(model)
@@ -50,8 +50,8 @@ def pull(
 
     Afterwards every command works on it with --offline. Prints the snapshot folder.
     """
-    from vaezoo import hub
-    from vaezoo.checkpoint import read_config
+    from vaezoo.store import hub
+    from vaezoo.store.checkpoint import read_config
     from vaezoo.errors import UsageError
 
     need = {"all": "all", "onnx": "graphs", "torch": "weights"}.get(files)
@@ -88,9 +88,9 @@ def push(
     The README.md is the model card: the folder's README.md when it was written by hand, else a card
     generated for REPO_ID. Needs HF_TOKEN (or `hf auth login`). Prints the commit id to pin.
     """
-    from vaezoo import hub
+    from vaezoo.store import hub
     from vaezoo.errors import UsageError
-    from vaezoo.store import resolve_model
+    from vaezoo.store.resolution import resolve_model
 
     if overwrite_card and keep_card:
         raise UsageError("--overwrite-card and --keep-card contradict each other")
@@ -120,10 +120,10 @@ def card(
 
     An existing card that vaezoo generated is regenerated in place; one edited by hand is kept unless --force.
     """
-    from vaezoo import cards, hub
+    from vaezoo.store import cards, hub
     from vaezoo.errors import UsageError
-    from vaezoo.fileio import write_bytes
-    from vaezoo.store import resolve_model
+    from vaezoo.io.files import write_bytes
+    from vaezoo.store.resolution import resolve_model
 
     folder = resolve_model(model, need="metrics", offline=offline)
     text = cards.render(folder, repo_id=hub.check_repo_id(repo) if repo else None)

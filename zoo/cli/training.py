@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from vaezoo.cli import app
+from vaezoo.cli.app import app
 
 
 @app.command()
@@ -31,7 +31,7 @@ def train(
     """Train a model from its recipe; writes config.json, model.safetensors and metrics.json."""
     from vaezoo.errors import UsageError
     from vaezoo.recipes import load_recipe_file, resolve
-    from vaezoo.store import local_dir
+    from vaezoo.store.resolution import local_dir
     from vaezoo.train.trainer import train as run_training
 
     for name, val in (("steps", steps), ("batch-size", batch_size)):

@@ -145,7 +145,7 @@ class OnnxBackend:
     name = "onnx"
 
     def __init__(self, folder: Path, device: str = "cpu", precision: str = "fp32"):
-        from vaezoo.checkpoint import fp32_graph_names, read_config, verify_files
+        from vaezoo.store.checkpoint import fp32_graph_names, read_config, verify_files
 
         ort = _ort()
         self.folder = Path(folder)
@@ -193,7 +193,7 @@ class OnnxBackend:
     def _spec(self) -> str:
         """How a user names this model on the command line (its id when it lives in the store)."""
         try:
-            from vaezoo.store import bundled_dir, local_dir
+            from vaezoo.store.resolution import bundled_dir, local_dir
 
             mid = self.config.get("id", "")
             if mid and self.folder.resolve() in (local_dir(mid).resolve(), bundled_dir(mid).resolve()):
@@ -225,9 +225,13 @@ class OnnxBackend:
                 self.device = "cpu"
         meta = read_metadata(path, sess)
         check_metadata(meta, self.config, part, path, self.folder)
-        names = [i.name for i in sess.get_inputs()]
-        shapes = [list(i.shape) for i in sess.get_inputs()]
-        outs = [o.name for o in sess.get_outputs()]
+        # the part's declared signature (written by the exporter from the model's own declaration)
+        names = [i["name"] for i in meta.get("inputs", [])]
+        shapes = [list(i["shape"]) for i in meta.get("inputs", [])]
+        outs = [o["name"] for o in meta.get("outputs", [])]
+        if names != [i.name for i in sess.get_inputs()] or outs != [o.name for o in sess.get_outputs()]:
+            raise VaezooError(f"{path}: the graph's inputs/outputs do not match the signature in its metadata "
+                              f"({', '.join(names)} -> {', '.join(outs)}); re-export with `vaezoo export {self._spec()} --force`")
         self._parts[part] = (sess, meta, names, shapes, outs)
         return self._parts[part]
 

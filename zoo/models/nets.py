@@ -11,11 +11,15 @@ import math
 import torch
 from torch import nn
 
-# Channels of the stride-2 conv stack per backbone; each layer halves the side (28->14->7, 64->...->4).
-CONV_CHANNELS = {"conv28": [32, 64], "conv32": [32, 64, 128], "conv64": [32, 64, 128, 256]}
+# Conv backbones by the image side they are meant for; ``model.channels`` (filled per backbone from
+# base.toml's [backbones] table) is the stride-2 stack, each layer halving the side (28->14->7).
+CONV_BACKBONES = ("conv28", "conv32", "conv64")
+ACTIVATIONS = ("relu", "leaky_relu")
 
 
 def _act(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r} ({', '.join(ACTIVATIONS)})")
     return nn.LeakyReLU(0.2) if name == "leaky_relu" else nn.ReLU()
 
 
@@ -91,13 +95,13 @@ def build_backbone(model_cfg: dict, shape: tuple[int, ...]) -> tuple[nn.Module, 
     """(encoder, decoder) for a recipe's [model] table and the data shape."""
     kind = model_cfg["backbone"]
     latent = int(model_cfg["latent"])
-    hidden = list(model_cfg.get("hidden", [256]))
-    act = model_cfg.get("activation", "leaky_relu" if kind == "conv64" else "relu")
+    hidden = list(model_cfg["hidden"])
+    act = model_cfg["activation"]
     if kind == "mlp":
         return MLPEncoder(shape, hidden, latent, act), MLPDecoder(shape, hidden, latent, act)
-    if kind in CONV_CHANNELS:
-        if len(shape) != 3 or shape[1] != shape[2] or shape[1] % 2 ** len(CONV_CHANNELS[kind]):
-            raise ValueError(f"backbone {kind} does not fit data of shape {shape}")
-        ch = CONV_CHANNELS[kind]
+    if kind in CONV_BACKBONES:
+        ch = list(model_cfg["channels"])
+        if len(shape) != 3 or shape[1] != shape[2] or shape[1] % 2 ** len(ch):
+            raise ValueError(f"backbone {kind} with {len(ch)} stride-2 layers does not fit data of shape {shape}")
         return ConvEncoder(shape, ch, hidden[0], latent, act), ConvDecoder(shape, ch, hidden[0], latent, act)
     raise ValueError(f"unknown backbone {kind!r} (mlp, conv28, conv32, conv64)")

@@ -24,11 +24,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vaezoo.flow import LOG_2PI, StandardPrior, build_prior
-from vaezoo.models import MODEL_KINDS, VAE, PriorForward, PriorInverse
-from vaezoo.nets import _act
+from vaezoo import parts as sig
+from vaezoo.models.distributions import DiagGaussian, Likelihood, importance_nll
+from vaezoo.models.flow import build_prior
+from vaezoo.models.metrics import elbo_metrics
+from vaezoo.models.nets import _act
+from vaezoo.models.registry import register_model
+from vaezoo.models.vae import VAE, prior_parts
+from vaezoo.parts import Part, Port
 
-SEMISUP_KINDS = ("m1", "m2", "m1m2", "untapped")
 PROTOCOL = ("error_rate: share of validation examples (held out: neither labelled nor unlabelled training data) "
             "whose argmax q(y|x) differs from the true label; cross_entropy: mean -log q(y|x) in nats")
 
@@ -112,9 +116,9 @@ class ConvClassifier(nn.Module):
 
 def build_classifier(shape, m: dict, k: int, act: str) -> nn.Module:
     """The recipe's q(y|x): ``classifier_backbone`` "mlp" (the paper's) or "conv" (images)."""
-    hidden = list(m.get("classifier_hidden", m.get("hidden", [500])))
-    dropout = float(m.get("classifier_dropout", 0.0))
-    kind = m.get("classifier_backbone", "mlp")
+    hidden = list(m["classifier_hidden"])
+    dropout = float(m["classifier_dropout"])
+    kind = m["classifier_backbone"]
     if kind == "conv":
         return ConvClassifier(shape, list(m["classifier_channels"]), hidden, k, act, dropout)
     if kind != "mlp":
@@ -126,45 +130,30 @@ def onehot(y: torch.Tensor, k: int) -> torch.Tensor:
     return F.one_hot(y.long(), k).float()
 
 
-def kl_standard(mu, logvar):
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
-
-
 class M2Core(nn.Module):
     """M2 over some data space (pixels, or M1's codes): the bounds L(x, y) and U(x)."""
 
-    def __init__(self, shape, k, latent, hidden, classifier: nn.Module, likelihood, sigma, prior_cfg, act="relu"):
+    def __init__(self, shape, k, latent, hidden, classifier: nn.Module, likelihood: Likelihood, prior_cfg, act):
         super().__init__()
-        self.shape, self.k, self.latent, self.likelihood, self.sigma = tuple(shape), k, latent, likelihood, sigma
+        self.shape, self.k, self.latent, self.likelihood = tuple(shape), k, latent, likelihood
         d = math.prod(shape)
         self.encoder = CondEncoder(d, k, hidden, latent, act)
         self.decoder = CondDecoder(latent, k, hidden, shape, act)
         self.classifier = classifier
         self.prior = build_prior(prior_cfg, latent)
-        if likelihood == "learned_gaussian":
+        if likelihood.kind == "learned_gaussian":
             self.out_logvar = nn.Parameter(torch.zeros(d))
 
     def log_px(self, x, out):
-        if self.likelihood == "bernoulli":
-            return -F.binary_cross_entropy_with_logits(out, x, reduction="none").flatten(1).sum(1)
-        if self.likelihood == "learned_gaussian":
-            lv = self.out_logvar
-            return (-0.5 * (LOG_2PI + lv + (x - out).flatten(1).pow(2) * torch.exp(-lv))).sum(1)
-        var = self.sigma**2
-        return (-0.5 * ((x - out).pow(2) / var + math.log(2 * math.pi * var))).flatten(1).sum(1)
-
-    def kl(self, mu, logvar, z):
-        if isinstance(self.prior, StandardPrior):
-            return kl_standard(mu, logvar)
-        return -0.5 * (LOG_2PI + 1 + logvar).sum(1) - self.prior.log_prob(z)
+        return self.likelihood.log_prob(x, out, self.out_logvar if self.likelihood.kind == "learned_gaussian" else None)
 
     def bound_terms(self, x, y1h, hx=None):
         """(log p(x|y,z), KL) for one reparameterised z ~ q(z|x,y); hx caches the encoder's x part."""
         hx = self.encoder.x_features(x) if hx is None else hx
-        mu, logvar = self.encoder.from_features(hx, y1h)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        q = DiagGaussian(*self.encoder.from_features(hx, y1h))
+        z = q.sample()
         out = self.decoder(z, y1h)
-        return self.log_px(x, out), self.kl(mu, logvar, z)
+        return self.log_px(x, out), q.kl(self.prior, z)
 
     def labelled_bound(self, x, y):
         """(B,) L(x, y) = E_q[log p(x|y,z)] + log p(y) - KL(q(z|x,y) || p(z)), with its parts."""
@@ -187,33 +176,26 @@ class M2Core(nn.Module):
         parts = {"recon": -(q * log_px.reshape(self.k, b).t()).sum(1), "kl": (q * kl.reshape(self.k, b).t()).sum(1)}
         return u, parts
 
-    @torch.no_grad()
-    def importance_nll(self, x, k_per_class: int, budget: int = 4_000_000):
-        """(B,) -log p(x), p(x) = sum_y p(y) int p(x|y,z) p(z) dz, K samples of q(z|x,y) per class."""
-        b = x.shape[0]
-        out = []
-        d = max(1, x[0].numel())
-        group = max(1, budget // (k_per_class * d * self.k))
-        for i in range(0, b, group):
-            xg = x[i : i + group]
-            g = xg.shape[0]
-            per_class = []
-            hx = self.encoder.x_features(xg)
-            for c in range(self.k):
-                y1h = onehot(torch.full((g,), c, device=x.device), self.k)
-                mu, logvar = self.encoder.from_features(hx, y1h)
-                z = mu.unsqueeze(1) + torch.randn(g, k_per_class, self.latent, device=x.device) * torch.exp(0.5 * logvar).unsqueeze(1)
-                log_qz = (-0.5 * (LOG_2PI + logvar.unsqueeze(1) + (z - mu.unsqueeze(1)).pow(2) * torch.exp(-logvar.unsqueeze(1)))).sum(2)
-                zf = z.reshape(g * k_per_class, -1)
-                yf = y1h.repeat_interleave(k_per_class, 0)
-                dec = self.decoder(zf, yf)
-                xr = xg.repeat_interleave(k_per_class, 0)
-                log_px = self.log_px(xr, dec).reshape(g, k_per_class)
-                log_pz = self.prior.log_prob(zf).reshape(g, k_per_class)
-                logw = log_px + log_pz - log_qz
-                per_class.append(torch.logsumexp(logw, 1) - math.log(k_per_class) - math.log(self.k))
-            out.append(-torch.logsumexp(torch.stack(per_class, 1), 1))
-        return torch.cat(out)
+    def log_weights(self, x, k_per_class: int):
+        """(B, K * k) log weights of p(x) = sum_y p(y) int p(x|y,z) p(z) dz: y enumerated, k draws of
+        q(z|x,y) per class, log p(y) included."""
+        g = x.shape[0]
+        hx = self.encoder.x_features(x)
+        per_class = []
+        for c in range(self.k):
+            y1h = onehot(torch.full((g,), c, device=x.device), self.k)
+            q = DiagGaussian(*self.encoder.from_features(hx, y1h))
+            z = q.sample(k_per_class)
+            zf = z.reshape(g * k_per_class, -1)
+            dec = self.decoder(zf, y1h.repeat_interleave(k_per_class, 0))
+            log_px = self.log_px(x.repeat_interleave(k_per_class, 0), dec).reshape(g, k_per_class)
+            log_pz = self.prior.log_prob(zf).reshape(g, k_per_class)
+            per_class.append(log_px + log_pz - q.log_density(z) - math.log(self.k))
+        return torch.cat(per_class, 1)
+
+    def importance_nll(self, x, k_per_class: int):
+        """(B,) -log p(x) with ``k_per_class`` samples of q(z|x,y) for each class."""
+        return importance_nll(self.log_weights, x, k_per_class, draws_per_example=k_per_class * self.k, budget=4_000_000)
 
 
 # ---------------------------------------------------------------- exportable composite parts
@@ -266,10 +248,21 @@ def _num_classes(config: dict) -> int:
 
 
 # ---------------------------------------------------------------- models
+def _classification(model, x, y, batch: int) -> dict:
+    """Error rate and cross-entropy of q(y|x) on labelled examples."""
+    ce = err = 0.0
+    for i in range(0, x.shape[0], batch):
+        logits = model.classify_logits(x[i : i + batch])
+        yb = y[i : i + batch]
+        ce += float(F.cross_entropy(logits, yb, reduction="sum"))
+        err += float((logits.argmax(1) != yb).sum())
+    return {"error_rate": err / x.shape[0], "cross_entropy": ce / x.shape[0]}
+
+
+@register_model("m2")
+@register_model("untapped")
 class M2(nn.Module):
     """M2 on pixels (also the network of ``untapped``)."""
-
-    conditional = True
 
     def __init__(self, config: dict):
         super().__init__()
@@ -278,62 +271,58 @@ class M2(nn.Module):
         self.shape = tuple(config["input"]["shape"])
         self.k = _num_classes(config)
         self.latent = int(m["latent"])
-        self.likelihood = m["likelihood"]
-        act = m.get("activation", "relu")
-        self.core = M2Core(self.shape, self.k, self.latent, list(m.get("hidden", [500])),
-                           build_classifier(self.shape, m, self.k, act), self.likelihood,
-                           float(m.get("sigma", 0.1)), recipe["prior"], act)
+        self.likelihood = Likelihood.from_recipe(m)
+        self.core = M2Core(self.shape, self.k, self.latent, list(m["hidden"]),
+                           build_classifier(self.shape, m, self.k, m["activation"]), self.likelihood,
+                           recipe["prior"], m["activation"])
 
     @property
     def prior(self):
         return self.core.prior
 
-    def parts(self) -> dict[str, nn.Module]:
-        c = self.core
-        return {"encoder": c.encoder, "decoder": c.decoder, "classifier": c.classifier,
-                "prior_forward": PriorForward(c.prior), "prior_inverse": PriorInverse(c.prior)}
+    def parts(self) -> dict[str, Part]:
+        c, out = self.core, self.likelihood.decoder_output
+        return {"encoder": Part(c.encoder, sig.encoder(conditional=True)),
+                "decoder": Part(c.decoder, sig.decoder(out, conditional=True)),
+                "classifier": Part(c.classifier, sig.CLASSIFIER), **prior_parts(c.prior)}
 
     # data space the M2 core sees (pixels here; M1's codes for m1m2)
-    def features(self, x, sample: bool = False):
+    def features(self, x):
         return x
 
     def classify_logits(self, x):
         return self.core.classifier(self.features(x))
 
-    def decoder_mean(self, out):
-        return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
+    def bound_inputs(self, x):
+        """(what the bounds read, what q(y|x) reads; None = the same): pixels here."""
+        return x, None
 
     @torch.no_grad()
     def validation_metrics(self, x, y, nll_samples: int = 0, batch: int = 250, seed: int = 1234) -> dict:
         torch.manual_seed(seed)
         self.eval()
         n = x.shape[0]
-        sums = {"neg_elbo": 0.0, "recon": 0.0, "kl": 0.0, "nll": 0.0, "ce": 0.0, "err": 0.0}
+        sums = {"neg_elbo": 0.0, "recon": 0.0, "kl": 0.0, "nll": 0.0}
+        per_class = max(1, nll_samples // self.k)
         for i in range(0, n, batch):
-            xb, yb = x[i : i + batch], y[i : i + batch]
-            f = self.features(xb)
-            logits = self.core.classifier(f)
-            sums["ce"] += float(F.cross_entropy(logits, yb, reduction="sum"))
-            sums["err"] += float((logits.argmax(1) != yb).sum())
-            u, parts = self.core.unlabelled_bound(f, logits)
+            f = self.features(x[i : i + batch])
+            u, parts = self.core.unlabelled_bound(f)
             sums["neg_elbo"] += float(-u.sum())
             sums["recon"] += float(parts["recon"].sum())
             sums["kl"] += float(parts["kl"].sum())
             if nll_samples:
-                sums["nll"] += float(self.core.importance_nll(f, max(1, nll_samples // self.k)).sum())
+                sums["nll"] += float(self.core.importance_nll(f, per_class).sum())
         res = {k: v / n for k, v in sums.items()}
-        res["error_rate"] = res.pop("err")
-        res["cross_entropy"] = res.pop("ce")
+        res.update(_classification(self, x, y, batch))
         if not nll_samples:
             res.pop("nll")
         else:
-            res["nll_note"] = f"importance sampled over y (enumerated) and z, {max(1, nll_samples // self.k)} samples per class"
+            res["nll_note"] = f"importance sampled over y (enumerated) and z, {per_class} samples per class"
         res.update(examples=n, nll_samples=nll_samples, protocol=PROTOCOL)
-        if hasattr(self, "m1"):
-            res["nll_space"] = "M1 codes z1 (the bound of M2 on the stacked model's data)"
         return res
 
 
+@register_model("m1m2")
 class M1M2(M2):
     """M2 stacked on M1: M1 (a VAE on pixels) is trained first, then M2 on z1 ~ q(z1|x)."""
 
@@ -341,72 +330,68 @@ class M1M2(M2):
         nn.Module.__init__(self)
         recipe = config["recipe"]
         m = recipe["model"]
-        m1 = dict(m.get("m1", {}))
         self.shape = tuple(config["input"]["shape"])
         self.k = _num_classes(config)
         self.latent = int(m["latent"])
-        self.likelihood = m["likelihood"]
-        m1_model = {"backbone": m1.get("backbone", m.get("backbone", "mlp")), "hidden": m1.get("hidden", [500]),
-                    "latent": int(m1.get("latent", 50)), "likelihood": m["likelihood"], "sigma": m.get("sigma", 0.1)}
-        if "activation" in m1:
-            m1_model["activation"] = m1["activation"]
+        self.likelihood = Likelihood.from_recipe(m)   # of the pixels (M1's decoder)
+        m1_model = {**m["m1"], "likelihood": m["likelihood"], **({"sigma": m["sigma"]} if "sigma" in m else {})}
         m1_config = {**config, "recipe": {**recipe, "model": m1_model, "prior": {"kind": "standard"}}}
         self.m1 = VAE(m1_config)
-        act = m.get("activation", "relu")
-        d1 = m1_model["latent"]
-        self.core = M2Core((d1,), self.k, self.latent, list(m.get("hidden", [500])),
-                           build_classifier((d1,), m, self.k, act), "learned_gaussian", 1.0, recipe["prior"], act)
+        d1 = int(m1_model["latent"])
+        self.core = M2Core((d1,), self.k, self.latent, list(m["hidden"]),
+                           build_classifier((d1,), m, self.k, m["activation"]), Likelihood("learned_gaussian"),
+                           recipe["prior"], m["activation"])
 
-    def parts(self) -> dict[str, nn.Module]:
+    def parts(self) -> dict[str, Part]:
         c, m1 = self.core, self.m1
-        return {"encoder": _StackedEncoder(m1.encoder, c.encoder), "decoder": _StackedDecoder(c.decoder, m1.decoder),
-                "classifier": _StackedClassifier(m1.encoder, c.classifier), "m1_encoder": m1.encoder,
-                "prior_forward": PriorForward(c.prior), "prior_inverse": PriorInverse(c.prior)}
+        d1 = Port("mu", "vector", int(m1.latent))
+        return {"encoder": Part(_StackedEncoder(m1.encoder, c.encoder), sig.encoder(conditional=True)),
+                "decoder": Part(_StackedDecoder(c.decoder, m1.decoder), sig.decoder(self.likelihood.decoder_output, conditional=True)),
+                "classifier": Part(_StackedClassifier(m1.encoder, c.classifier), sig.CLASSIFIER),
+                "m1_encoder": Part(m1.encoder, sig.encoder(code=d1)), **prior_parts(c.prior)}
 
-    def features(self, x, sample: bool = False):
-        return self.sampled_and_mean(x)[0] if sample else self.m1.encoder(x)[0]
+    def features(self, x):
+        return self.m1.encoder(x)[0]
 
-    def sampled_and_mean(self, x):
-        """(z1 ~ q(z1|x), the mean of q(z1|x)) from one pass of M1's encoder."""
-        mu, logvar = self.m1.encoder(x)
-        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar), mu
+    @torch.no_grad()
+    def bound_inputs(self, x):
+        """The bounds read z1 ~ q(z1|x); the classifier reads M1's mean, as the exported classifier(x)
+        does (samples would feed it noise in M1's inactive dimensions). One pass of M1's encoder."""
+        q = DiagGaussian(*self.m1.encoder(x))
+        return q.sample(), q.mu
 
-    def decoder_mean(self, out):
-        return self.m1.decoder_mean(out)
+    def first_stage(self):
+        """The VAE trained in stage 1 (M1), frozen after."""
+        return self.m1
+
+    @torch.no_grad()
+    def validation_metrics(self, x, y, nll_samples: int = 0, batch: int = 250, seed: int = 1234) -> dict:
+        res = super().validation_metrics(x, y, nll_samples, batch, seed)
+        res["nll_space"] = "M1 codes z1 (the bound of M2 on the stacked model's data)"
+        return res
 
 
+@register_model("m1")
 class M1(VAE):
     """M1: a VAE, plus a classifier head trained on the latent means of the labelled examples."""
-
-    conditional = False
 
     def __init__(self, config: dict):
         super().__init__(config)
         m = config["recipe"]["model"]
         self.k = _num_classes(config)
-        self.head = Classifier(self.latent, list(m.get("classifier_hidden", [])), self.k, m.get("activation", "relu"),
-                               float(m.get("classifier_dropout", 0.0)))
+        self.head = Classifier(self.latent, list(m["classifier_hidden"]), self.k, m["activation"], float(m["classifier_dropout"]))
 
-    def parts(self) -> dict[str, nn.Module]:
-        return {**super().parts(), "classifier": _M1Classifier(self.encoder, self.head)}
+    def parts(self) -> dict[str, Part]:
+        return {**super().parts(), "classifier": Part(_M1Classifier(self.encoder, self.head), sig.CLASSIFIER)}
 
     def classify_logits(self, x):
         return self.head(self.encoder(x)[0])
 
+    def first_stage(self):
+        return self
+
     @torch.no_grad()
     def validation_metrics(self, x, y, nll_samples: int = 0, batch: int = 500, seed: int = 1234) -> dict:
-        from vaezoo.metrics import evaluate
-
-        res = evaluate(self, x, nll_samples, batch, seed)
-        ce = err = 0.0
-        for i in range(0, x.shape[0], batch):
-            logits = self.classify_logits(x[i : i + batch])
-            yb = y[i : i + batch]
-            ce += float(F.cross_entropy(logits, yb, reduction="sum"))
-            err += float((logits.argmax(1) != yb).sum())
-        res.update(error_rate=err / x.shape[0], cross_entropy=ce / x.shape[0], protocol=PROTOCOL)
+        res = elbo_metrics(self, x, nll_samples, batch, seed)
+        res.update(_classification(self, x, y, batch), protocol=PROTOCOL)
         return res
-
-
-MODELS = {"m1": M1, "m2": M2, "m1m2": M1M2, "untapped": M2}
-MODEL_KINDS.update(MODELS)

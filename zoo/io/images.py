@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from vaezoo.errors import UsageError
-from vaezoo.fileio import atomic_path, check_writable
+from vaezoo.io.files import atomic_path, check_writable
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 ARRAY_EXTS = {".npy"}

@@ -15,48 +15,38 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vaezoo.models import gaussian_logpdf
+from vaezoo.models.distributions import DiagGaussian, gaussian_log_density
+from vaezoo.train.objectives.base import Auxiliary, Objective, register_objective
 
 
-class Objective(nn.Module):
-    needs_second_batch = False   # FactorVAE permutes codes of an independent second batch
+class ELBOObjective(Objective):
+    """-log p(x|z) + regularizer(...): the shape of every objective on the plain VAE's forward pass."""
 
-    def __init__(self, cfg: dict, dataset_size: int):
-        super().__init__()
-        self.cfg = cfg
-        self.dataset_size = dataset_size
-
-    def regularizer(self, model, fwd, step):
+    def regularizer(self, model, fwd, step, batches):
         """Extra loss terms beyond -log p(x|z); returns (tensor of shape (), stats)."""
         raise NotImplementedError
 
-    def forward(self, model, x, step: int, x2=None, runner=None):
-        """``runner`` is the module that runs the forward pass (a DDP wrapper of ``model``)."""
-        fwd = (runner or model)(x)
-        reg, stats = self.regularizer(model, fwd, step, x2)
+    def forward(self, model, batches, step: int, runner=None):
+        fwd = (runner or model)(batches[0])
+        reg, stats = self.regularizer(model, fwd, step, batches)
         recon = -fwd.log_px.mean()
         kl = fwd.kl.mean()
         loss = recon + reg
         stats = {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach(), **stats}
         return loss, stats
 
-    # Auxiliary (adversarial) training; only FactorVAE has one.
-    def aux_parameters(self):
-        return []
 
-    def aux_loss(self):
-        return None
-
-
-class VAEObjective(Objective):
-    def regularizer(self, model, fwd, step, x2=None):
+@register_objective("vae")
+class VAEObjective(ELBOObjective):
+    def regularizer(self, model, fwd, step, batches):
         return fwd.kl.mean(), {}
 
 
-class BetaH(Objective):
+@register_objective("beta-h")
+class BetaH(ELBOObjective):
     """beta-VAE (Higgins): recon + beta * KL."""
 
-    def regularizer(self, model, fwd, step, x2=None):
+    def regularizer(self, model, fwd, step, batches):
         return self.cfg["beta"] * fwd.kl.mean(), {}
 
 
@@ -67,15 +57,17 @@ def capacity(step: int, c_max: float, c_steps: int) -> float:
     return c_max * min(1.0, step / c_steps)
 
 
-class BetaB(Objective):
+@register_objective("beta-b")
+class BetaB(ELBOObjective):
     """beta-VAE (Burgess): recon + gamma * |KL - C(step)|."""
 
-    def regularizer(self, model, fwd, step, x2=None):
+    def regularizer(self, model, fwd, step, batches):
         c = capacity(step, self.cfg["capacity_max"], self.cfg["capacity_steps"])
         return self.cfg["gamma"] * (fwd.kl.mean() - c).abs(), {"capacity": torch.tensor(c)}
 
 
-class TCVAE(Objective):
+@register_objective("tc")
+class TCVAE(ELBOObjective):
     """beta-TCVAE: recon + alpha*MI + beta*TC + gamma*dimwise-KL, minibatch-weighted sampling.
 
     From logq[i, j, d] = log q(z_i,d | x_j):  log q(z_i) = logsumexp_j sum_d logq - log(N*B) and
@@ -83,10 +75,10 @@ class TCVAE(Objective):
     prod_d q(z_d) with the prior's density at z (through the flow, log-det included, for dp models).
     """
 
-    def regularizer(self, model, fwd, step, x2=None):
+    def regularizer(self, model, fwd, step, batches):
         z, mu, logvar = fwd.z, fwd.mu, fwd.logvar
         b = z.shape[0]
-        logq = gaussian_logpdf(z.unsqueeze(1), mu.unsqueeze(0), logvar.unsqueeze(0))  # B x B x D
+        logq = gaussian_log_density(z.unsqueeze(1), mu.unsqueeze(0), logvar.unsqueeze(0))  # B x B x D
         log_nb = math.log(self.dataset_size * b)
         log_qz_x = logq.diagonal(dim1=0, dim2=1).sum(0)  # (B,) log q(z_i | x_i)
         log_qz = torch.logsumexp(logq.sum(2), dim=1) - log_nb
@@ -119,36 +111,36 @@ class Discriminator(nn.Module):
         return self.net(z)
 
 
-class FactorVAE(Objective):
+@register_objective("factor")
+class FactorVAE(ELBOObjective):
     """FactorVAE: recon + KL + gamma * E[D(z)_0 - D(z)_1]; D tells q(z) from prod_d q(z_d).
 
-    The discriminator is trained in ``aux_loss`` on detached codes (z of this batch vs permuted
+    The discriminator (an auxiliary network) is trained in ``disc_loss`` on detached codes (z of this batch vs permuted
     codes of a second batch), after the VAE step, so the two graphs never share tensors.
     """
 
-    needs_second_batch = True
+    batches_per_step = 2   # the permuted codes come from an independent second batch
 
-    def __init__(self, cfg, dataset_size, latent: int):
-        super().__init__(cfg, dataset_size)
-        self.disc = Discriminator(latent, int(cfg["disc_hidden"]), int(cfg["disc_layers"]))
+    def __init__(self, recipe, dataset_size):
+        super().__init__(recipe, dataset_size)
+        cfg = self.cfg
+        self.disc = Discriminator(int(recipe["model"]["latent"]), int(cfg["disc_hidden"]), int(cfg["disc_layers"]))
         self._codes = None
 
-    def regularizer(self, model, fwd, step, x2=None):
+    def regularizer(self, model, fwd, step, batches):
         logits = self.disc(fwd.z)
         tc = (logits[:, 0] - logits[:, 1]).mean()
-        if x2 is not None:
+        if len(batches) > 1:
             with torch.no_grad():
-                mu2, logvar2 = model.encoder(x2)
-                z2 = mu2 + torch.randn_like(mu2) * torch.exp(0.5 * logvar2)
+                z2 = DiagGaussian(*model.encoder(batches[1])).sample()
             self._codes = (fwd.z.detach(), permute_dims(z2))
         return fwd.kl.mean() + self.cfg["gamma"] * tc, {"tc": tc.detach()}
 
-    def aux_parameters(self):
-        return list(self.disc.parameters())
+    def auxiliaries(self) -> list[Auxiliary]:
+        return [Auxiliary("disc", self.disc, float(self.cfg["disc_lr"]), tuple(self.cfg["disc_betas"]), self.disc_loss)]
 
-    def aux_loss(self):
-        if self._codes is None:
-            return None
+    def disc_loss(self):
+        """Cross-entropy of D on the codes kept by the last model step (q(z) -> 0, prod_d q(z_d) -> 1)."""
         z, z_perm = self._codes
         self._codes = None
         ones = torch.ones(z.shape[0], dtype=torch.long, device=z.device)
@@ -165,35 +157,16 @@ def mmd(a, b):
     return k(a, a).mean() + k(b, b).mean() - 2 * k(a, b).mean()
 
 
-class InfoVAE(Objective):
+@register_objective("info")
+class InfoVAE(ELBOObjective):
     """InfoVAE (MMD): recon + (1-alpha)*KL + (alpha+lambda-1)*MMD(q(z), p(z)).
 
     Prior samples are drawn in the generation space and pushed through g^-1 (dp models).
     """
 
-    def regularizer(self, model, fwd, step, x2=None):
+    def regularizer(self, model, fwd, step, batches):
         eps = torch.randn_like(fwd.z)
         z_prior = model.prior.inverse(eps)
         m = mmd(fwd.z, z_prior)
         a, lam = self.cfg["alpha"], self.cfg["lambda"]
         return (1 - a) * fwd.kl.mean() + (a + lam - 1) * m, {"mmd": m.detach()}
-
-
-OBJECTIVES = {"vae": VAEObjective, "beta-h": BetaH, "beta-b": BetaB, "tc": TCVAE, "factor": FactorVAE, "info": InfoVAE}
-
-
-def build_objective(recipe: dict, dataset_size: int) -> Objective:
-    cfg = recipe["objective"]
-    name = cfg["name"]
-    if name not in OBJECTIVES:
-        raise ValueError(f"unknown objective {name!r} ({', '.join(OBJECTIVES)})")
-    from vaezoo.semisup_objectives import SEMISUP_OBJECTIVES
-
-    if name in SEMISUP_OBJECTIVES:  # they need the whole recipe (label budget, seed, steps)
-        return SEMISUP_OBJECTIVES[name](recipe, dataset_size)
-    if name == "factor":
-        return FactorVAE(cfg, dataset_size, int(recipe["model"]["latent"]))
-    return OBJECTIVES[name](cfg, dataset_size)
-
-
-import vaezoo.semisup_objectives  # noqa: E402,F401  registers m1, m2, m1m2, untapped in OBJECTIVES

@@ -39,8 +39,8 @@ from typing import Iterator
 import numpy as np
 
 from vaezoo.errors import UsageError
-from vaezoo.pipeline import softmax
-from vaezoo.progress import Progress
+from vaezoo.runtime.pipeline import models_with, softmax
+from vaezoo.io.progress import Progress
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
@@ -526,7 +526,7 @@ def run(pipe, paths: list[str], writer, *, batch_size: int = 512, shard: str | N
     if len(shape) != 3:
         raise UsageError(f"{pipe.id} does not take images")
     if not pipe.labels:
-        raise UsageError(f"{pipe.id} has no classifier (semi-supervised models m1, m2, m1m2, untapped do)")
+        raise UsageError(f"{pipe.id} has no classifier ({models_with('classifier')} have one)")
     i, n = parse_shard(shard)
     t0 = time.perf_counter()
     total = count_entries(paths)          # pass 1: headers only

@@ -6,7 +6,7 @@ README.md = the model card, onnx/*.onnx). Downloads go through ``huggingface_hub
 
 1. ``config.json`` at the requested revision; its snapshot folder names the commit it resolved to;
 2. its manifest (``"files"``: name -> size, sha256) says what else exists; every name is checked
-   against the allow-list of :mod:`vaezoo.checkpoint` before anything is requested;
+   against the allow-list of :mod:`vaezoo.store.checkpoint` before anything is requested;
 3. only the files the command needs are fetched, at that commit (a cached commit needs no network),
    and each one is verified against its SHA-256 before it is used.
 
@@ -25,7 +25,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from vaezoo.checkpoint import (CARD, CONFIG, METRICS, WEIGHTS, compute_manifest, fp32_graph_names, manifest_of, payload_names,
+from vaezoo.store.checkpoint import (CARD, CONFIG, METRICS, WEIGHTS, compute_manifest, fp32_graph_names, manifest_of, payload_names,
                                read_config, safe_path, verify_files)
 from vaezoo.errors import UsageError, VaezooError
 
@@ -213,7 +213,7 @@ def fetch(repo_id: str, revision: str | None = None, *, need: str = "all", offli
     """
     from huggingface_hub import hf_hub_download
 
-    from vaezoo import __version__
+    from vaezoo.version import __version__
 
     if need not in NEEDS:
         raise ValueError(f"need must be one of {NEEDS}")
@@ -297,7 +297,8 @@ def push(folder: Path, repo_id: str, *, private: bool = False, branch: str | Non
     from huggingface_hub import CommitOperationAdd, HfApi
     from huggingface_hub.utils import get_token
 
-    from vaezoo import __version__, cards
+    from vaezoo.store import cards
+    from vaezoo.version import __version__
 
     folder = Path(folder)
     repo_id = check_repo_id(repo_id)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from vaezoo.checkpoint import CONFIG
+from vaezoo.store.checkpoint import CONFIG
 from vaezoo.errors import VaezooError
 
-STARTERS = Path(__file__).resolve().parent / "starters"
+STARTERS = Path(__file__).resolve().parent.parent / "starters"   # vaezoo/starters
 
 
 def home() -> Path:
@@ -54,7 +54,7 @@ def hub_pin(model_id: str, recipe: dict | None = None) -> tuple[str, str] | None
 def availability(model_id: str, recipe: dict | None = None) -> list[str]:
     """Where a registry id can be loaded from, best first: 'local', 'bundled', 'cached' (its pinned Hub
     revision is in the Hugging Face cache) or 'remote' (pinned on the Hub, not downloaded yet)."""
-    from vaezoo.hub import cached_snapshot
+    from vaezoo.store.hub import cached_snapshot
 
     where = []
     if (local_dir(model_id) / CONFIG).is_file():
@@ -68,7 +68,7 @@ def availability(model_id: str, recipe: dict | None = None) -> list[str]:
 
 
 def looks_like_path(spec: str) -> bool:
-    from vaezoo.hub import is_hub_spec
+    from vaezoo.store.hub import is_hub_spec
 
     if is_hub_spec(spec):
         return False
@@ -83,11 +83,11 @@ def need_for_backend(backend: str) -> str:
 def resolve_model(spec: str, *, need: str = "all", offline: bool = False, revision: str | None = None) -> Path:
     """The checkpoint folder for a model argument (folder path, ``hf-hub:`` spec or registry id).
 
-    ``need`` says which files a Hub checkpoint must have locally (see :func:`vaezoo.hub.fetch`):
+    ``need`` says which files a Hub checkpoint must have locally (see :func:`vaezoo.store.hub.fetch`):
     config, metrics, weights, graphs, auto or all. ``offline`` (or HF_HUB_OFFLINE=1) uses only the cache.
     ``revision`` overrides the revision of an ``hf-hub:`` spec without one, or a registry id's pin.
     """
-    from vaezoo import hub
+    from vaezoo.store import hub
     from vaezoo.recipes import list_ids, unknown_id_error
 
     if hub.is_hub_spec(spec):

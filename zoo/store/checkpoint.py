@@ -18,10 +18,14 @@ import hashlib
 import re
 from pathlib import Path
 
-from vaezoo import __version__
+from vaezoo.version import __version__
 from vaezoo.errors import VaezooError
-from vaezoo.fileio import read_json, write_json
+from vaezoo.families import lookup
+from vaezoo.recipes import complete_v1
+from vaezoo.io.files import read_json, write_json
 
+FORMAT = "vaezoo-checkpoint/2"   # 2: every setting is in the recipe (format 1 left some to the code)
+FORMAT_V1 = "vaezoo-checkpoint/1"
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 METRICS = "metrics.json"
@@ -170,7 +174,7 @@ def make_config(recipe: dict) -> dict:
     info = DATASETS[recipe["data"]["name"]]
     likelihood = recipe["model"]["likelihood"]
     return {
-        "format": "vaezoo-checkpoint/1",
+        "format": FORMAT,
         "vaezoo_version": __version__,
         "id": recipe["id"],
         "recipe": recipe,
@@ -188,7 +192,7 @@ def make_config(recipe: dict) -> dict:
         "latent_dim": int(recipe["model"]["latent"]),
         "labels": list(info.classes),
         # conditional decoders take (z, y_onehot); label_budget = labelled training examples (None: unsupervised)
-        "conditional": bool(recipe["model"].get("conditional", False)),
+        "conditional": lookup(recipe["family"]).family.conditional,
         "label_budget": recipe["data"].get("labels"),
     }
 
@@ -203,48 +207,6 @@ def read_config(folder: Path) -> dict:
         raise VaezooError(f"cannot read {path}: {exc}") from None
     if not isinstance(cfg, dict) or "recipe" not in cfg or "input" not in cfg:
         raise VaezooError(f"{path} is not a vaezoo config (missing 'recipe' or 'input')")
+    if cfg.get("format") == FORMAT_V1:
+        cfg["recipe"] = complete_v1(cfg["recipe"])
     return cfg
-
-
-def save_checkpoint(folder: Path, model, config: dict, metrics: dict | None = None) -> None:
-    """Write config + weights (+ metrics) atomically into ``folder``."""
-    from safetensors.torch import save_file
-
-    from vaezoo.fileio import atomic_path
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(folder / WEIGHTS) as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt", "vaezoo_version": __version__})
-    if metrics is not None:
-        write_json(folder / METRICS, metrics)
-    config = {**config, MANIFEST_KEY: compute_manifest(folder)}
-    write_json(folder / CONFIG, config)
-
-
-def load_model(folder: Path, device: str = "cpu"):
-    """Rebuild the model from config.json and load model.safetensors strictly."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from vaezoo.models import build_model
-
-    folder = Path(folder)
-    config = read_config(folder)
-    weights = folder / WEIGHTS
-    if not weights.is_file():
-        raise VaezooError(f"{folder} has no {WEIGHTS}")
-    verify_files(folder, [WEIGHTS], config)
-    try:
-        state = load_file(str(weights), device="cpu")
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise VaezooError(f"cannot read {weights}: {exc}") from None
-    try:
-        model = build_model(config)
-        model.load_state_dict(state, strict=True)
-    except (RuntimeError, ValueError, KeyError) as exc:
-        first = str(exc).strip().splitlines()
-        detail = next((ln.strip() for ln in first[1:] if ln.strip()), first[0] if first else "")
-        raise VaezooError(f"{weights} does not match {CONFIG}: {detail}") from None
-    return model.to(device).eval(), config

@@ -17,42 +17,12 @@ import hashlib
 import re
 from pathlib import Path
 
-from vaezoo.checkpoint import METRICS, manifest_of, read_config
-from vaezoo.fileio import read_json
+from vaezoo.families import Published, lookup
+from vaezoo.io.files import read_json
+from vaezoo.store.checkpoint import METRICS, manifest_of, read_config
 
 LICENSE = "mit"
 _STAMP_RE = re.compile(r"\n<!-- vaezoo-card sha256:([0-9a-f]{64}) -->\n?\Z")
-
-# family -> (long name, what it does, paper links)
-PAPERS = {
-    "vae": ("Kingma & Welling 2014, Auto-Encoding Variational Bayes", "https://arxiv.org/abs/1312.6114"),
-    "beta-h": ("Higgins et al. 2017, beta-VAE: Learning Basic Visual Concepts with a Constrained Variational Framework", "https://openreview.net/forum?id=Sy2fzU9gl"),
-    "beta-b": ("Burgess et al. 2018, Understanding disentangling in beta-VAE", "https://arxiv.org/abs/1804.03599"),
-    "tc": ("Chen et al. 2018, Isolating Sources of Disentanglement in VAEs (beta-TCVAE)", "https://arxiv.org/abs/1802.04942"),
-    "factor": ("Kim & Mnih 2018, Disentangling by Factorising (FactorVAE)", "https://arxiv.org/abs/1802.05983"),
-    "info": ("Zhao, Song & Ermon 2019, InfoVAE: Balancing Learning and Inference in Variational Autoencoders", "https://arxiv.org/abs/1706.02262"),
-    "dp": ("Bhalodia, Lee & Elhabian 2020, dpVAEs: Fixing Sample Generation for Regularized VAEs", "https://arxiv.org/abs/1911.10506"),
-    "m2": ("Kingma, Rezende, Mohamed & Welling 2014, Semi-supervised Learning with Deep Generative Models", "https://arxiv.org/abs/1406.5298"),
-    "iwae": ("Burda, Grosse & Salakhutdinov 2016, Importance Weighted Autoencoders", "https://arxiv.org/abs/1509.00519"),
-    "geco": ("Rezende & Viola 2018, Taming VAEs (GECO)", "https://arxiv.org/abs/1810.00597"),
-}
-PAPERS["m1"] = PAPERS["m1m2"] = PAPERS["m2"]
-
-KIND = {
-    "vae": "a variational autoencoder trained on the plain ELBO",
-    "beta-h": "a beta-VAE: the ELBO with its KL term weighted by beta > 1, which pushes towards disentangled latents",
-    "beta-b": "a beta-VAE with a controlled capacity C that grows during training (gamma |KL - C|)",
-    "tc": "a beta-TCVAE: the KL term split into index-code mutual information, total correlation and dimension-wise KL, with the total correlation weighted by beta",
-    "factor": "a FactorVAE: the ELBO plus gamma times the total correlation of q(z), estimated by a discriminator with the density-ratio trick",
-    "info": "an InfoVAE (MMD-VAE): the ELBO with the aggregate posterior matched to the prior by maximum mean discrepancy",
-    "m1": "an M1 semi-supervised model: a VAE whose latent codes feed a classifier trained on the labelled part",
-    "m2": "an M2 semi-supervised VAE: the label is a second latent variable, a classifier q(y|x) is trained on labelled and unlabelled data, and the decoder is conditioned on the label",
-    "m1m2": "a stacked M1+M2 semi-supervised model",
-    "iwae": "an importance weighted autoencoder (IWAE) trained on the K-sample bound",
-    "geco": "a VAE trained with GECO: reconstruction as a constraint with a Lagrange multiplier",
-}
-CONDITIONAL = {"m2", "m1m2", "cvae", "untapped"}  # decoder(z, y_onehot)
-CLASSIFIERS = {"m1", "m2", "m1m2", "untapped"}
 
 # vaezoo dataset -> (Hub dataset id or None, name, short name)
 DATASETS = {
@@ -90,13 +60,14 @@ def is_generated(text: str) -> bool:
 
 
 # ---------------------------------------------------------------- pieces
-def _family_base(recipe: dict) -> tuple[str, bool]:
-    """('factor', True) for dp-factor, ('m2', False) for m2-100: the base family, and whether the
-    decoupled prior is used."""
-    family = re.sub(r"-\d+$", "", recipe["family"])  # label budget suffix of semi-supervised ids
-    if family.startswith("dp-"):
-        return family[3:], True
-    return family, recipe.get("prior", {}).get("kind") == "flow"
+def _family(recipe: dict) -> Published | None:
+    """The registry's facts of the recipe's family (None for a family this vaezoo does not know)."""
+    return lookup(str(recipe.get("family")))
+
+
+def _has(recipe: dict, fact: str) -> bool:
+    pub = _family(recipe)
+    return bool(pub and getattr(pub.family, fact))
 
 
 def _fmt(v) -> str:
@@ -132,14 +103,14 @@ def _metadata(config: dict, metrics: dict | None, has_graphs: bool) -> str:
 
     recipe = config["recipe"]
     mid = recipe["id"]
-    family, dp = _family_base(recipe)
+    dp = recipe["prior"]["kind"] == "flow"
     ds = recipe["data"]["name"]
     hub_ds, ds_name, _ = DATASETS.get(ds, (None, ds, ds))
     image = config["input"]["kind"] == "image"
     tags = ["vaezoo", "vae", "variational-autoencoder", "generative-model", f"vaezoo-{recipe['family']}"]
     if dp:
         tags += ["decoupled-prior", "normalizing-flow"]
-    if family in CLASSIFIERS:
+    if _has(recipe, "classifier"):
         tags.append("semi-supervised")
     tags += ["safetensors"] + (["onnx"] if has_graphs else [])
     meta: dict = {"library_name": "vaezoo", "license": LICENSE, "tags": tags}
@@ -165,21 +136,18 @@ def _metadata(config: dict, metrics: dict | None, has_graphs: bool) -> str:
 
 def _about(config: dict) -> list[str]:
     recipe = config["recipe"]
-    family, dp = _family_base(recipe)
-    kind = KIND.get(family, f"a {family} variational autoencoder")
-    lines = [f"**{recipe['id']}** is {kind}" + (", with a **decoupled prior** (dpVAE)" if dp else "") + "."]
-    if dp:
+    pub = _family(recipe)
+    kind = pub.summary if pub else f"a {recipe.get('family')} variational autoencoder"
+    lines = [f"**{recipe['id']}** is {kind}."]
+    if recipe["prior"]["kind"] == "flow":
         lines.append("")
         lines.append("The decoupled prior separates the representation space z, where the regulariser acts, from the "
                      f"generation space eps ~ N(0, I): an invertible RealNVP flow of {recipe['prior'].get('blocks')} affine "
                      "coupling blocks maps one to the other, so the regulariser shapes z without leaving holes that "
                      "sampling from N(0, I) would fall into. Samples are `decoder(g^-1(eps))`.")
-    papers = [PAPERS[k] for k in ((family,) if family in PAPERS else ()) + (("dp",) if dp else ())]
-    if papers:
+    if pub:
         lines.append("")
-        lines.append("Follows: " + "; ".join(f"[{title}]({url})" for title, url in papers) + ".")
-    elif recipe.get("paper"):
-        lines += ["", f"Follows: {recipe['paper']}."]
+        lines.append("Follows: " + "; ".join(f"[{title}]({url})" if url else title for title, url in pub.papers) + ".")
     return lines
 
 
@@ -274,7 +242,7 @@ def _evaluation(config: dict, metrics: dict | None) -> list[str]:
 
 def _usage(config: dict, repo: str, has_graphs: bool) -> list[str]:
     recipe = config["recipe"]
-    family, _ = _family_base(recipe)
+    classifier = _has(recipe, "classifier")
     spec = f"hf-hub:{repo}"
     image = config["input"]["kind"] == "image"
     n_lat = config["latent_dim"]
@@ -288,7 +256,7 @@ def _usage(config: dict, repo: str, has_graphs: bool) -> list[str]:
         f"vaezoo encode {spec} inputs/ -o latents.csv",
         f"vaezoo reconstruct {spec} inputs/ -o {'recon.png' if image else 'recon.npy'}",
     ]
-    if family in CLASSIFIERS:
+    if classifier:
         lines.append(f"vaezoo classify {spec} inputs/ -o predictions.csv")
     lines += [
         f"vaezoo pull {spec}            # prefetch; afterwards add --offline to any command",
@@ -304,7 +272,7 @@ def _usage(config: dict, repo: str, has_graphs: bool) -> list[str]:
         "mu, logvar = pipe.encode(x)          # posterior means and log-variances",
         "x_hat = pipe.reconstruct(x)",
     ]
-    if family in CLASSIFIERS:
+    if classifier:
         lines.append("probs = pipe.classify(x)             # class probabilities")
     lines += ["```", ""]
     lines += ["### ONNX Runtime only (no vaezoo)", ""]
@@ -329,7 +297,7 @@ def _usage(config: dict, repo: str, has_graphs: bool) -> list[str]:
     else:
         code.append("z = eps                                   # standard prior: z = eps")
     code.append("feeds = {decoder.get_inputs()[0].name: z}")
-    if (config.get("conditional") or family in CONDITIONAL) and config.get("labels"):
+    if config.get("conditional") and config.get("labels"):
         k = len(config["labels"])
         code.append(f"feeds[decoder.get_inputs()[1].name] = np.eye({k}, dtype=np.float32)[np.arange(16) % {k}]  # one-hot labels")
     code.append("out = decoder.run(None, feeds)[0]")
@@ -364,7 +332,7 @@ def _limitations(config: dict) -> list[str]:
     if ds == "celeba":
         lines.append("- Trained on celebrity faces: do not use it to identify people or infer personal attributes; "
                      "it inherits the demographic biases of CelebA.")
-    if _family_base(recipe)[0] in ("beta-h", "beta-b", "tc", "factor"):
+    if _has(recipe, "disentangling"):
         lines.append("- Disentanglement is encouraged by the objective, not guaranteed: check traversals "
                      "(`vaezoo traverse`) before relying on a latent dimension's meaning.")
     return lines

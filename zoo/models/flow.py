@@ -10,18 +10,10 @@ alternating masks:  y = m*x + (1-m)*(x*exp(s(m*x)) + t(m*x)),  log|det dg/dz| = 
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-LOG_2PI = math.log(2 * math.pi)
-
-
-def std_normal_logpdf(eps: torch.Tensor) -> torch.Tensor:
-    """Per-example log N(eps; 0, I), summed over dims."""
-    return -0.5 * (eps.pow(2) + LOG_2PI).sum(dim=1)
-
+from vaezoo.models.distributions import std_normal_log_density
 
 def _coupling_net(dim: int, hidden: int) -> nn.Sequential:
     return nn.Sequential(
@@ -58,7 +50,9 @@ class AffineCoupling(nn.Module):
 class FlowPrior(nn.Module):
     """Decoupled prior: RealNVP between representation space z and generation space z0."""
 
-    def __init__(self, dim: int, blocks: int = 6, hidden: int = 64):
+    is_standard = False
+
+    def __init__(self, dim: int, blocks: int, hidden: int):
         super().__init__()
         if dim < 2:
             raise ValueError("the decoupled prior needs a latent size of at least 2")
@@ -78,11 +72,13 @@ class FlowPrior(nn.Module):
 
     def log_prob(self, z):
         eps, logdet = self.forward(z)
-        return std_normal_logpdf(eps) + logdet
+        return std_normal_log_density(eps) + logdet
 
 
 class StandardPrior(nn.Module):
     """N(0, I): the identity map with zero log-det."""
+
+    is_standard = True
 
     def forward(self, z):
         return z, torch.zeros(z.shape[0], dtype=z.dtype, device=z.device)
@@ -91,10 +87,10 @@ class StandardPrior(nn.Module):
         return eps
 
     def log_prob(self, z):
-        return std_normal_logpdf(z)
+        return std_normal_log_density(z)
 
 
 def build_prior(prior_cfg: dict, latent: int) -> nn.Module:
     if prior_cfg["kind"] == "flow":
-        return FlowPrior(latent, int(prior_cfg.get("blocks", 6)), int(prior_cfg.get("hidden", 64)))
+        return FlowPrior(latent, int(prior_cfg["blocks"]), int(prior_cfg["hidden"]))
     return StandardPrior()

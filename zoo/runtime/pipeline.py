@@ -17,6 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from vaezoo.errors import UsageError
+from vaezoo.families import names_with
+
+
+def models_with(fact: str) -> str:
+    """The families with a fact, for messages: "m2, m1m2 and untapped models"."""
+    names = names_with(fact)
+    return (", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)) + " models"
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -95,7 +102,7 @@ class Pipeline:
         """Classifier logits (N x K); x is N x C x H x W in [0, 1]."""
         has = getattr(self.backend, "has", None)
         if not self.labels or (has is not None and not has("classifier")):
-            raise UsageError(f"{self.id} has no classifier (semi-supervised models m1, m2, m1m2, untapped do)")
+            raise UsageError(f"{self.id} has no classifier ({models_with('classifier')} have one)")
         (logits,) = self.backend.run("classifier", self.check_inputs(x))
         return logits
 
@@ -107,7 +114,7 @@ class Pipeline:
         """The paper's analogies: one z per row (prior draws, or the codes of ``x`` under their
         predicted class), one class per column; returns rows * K images in row-major order."""
         if not self.conditional:
-            raise UsageError(f"{self.id} is not a conditional model; analogies need one (m2, m1m2, untapped)")
+            raise UsageError(f"{self.id} is not a conditional model; analogies need one ({models_with('conditional')})")
         k = len(self.labels)
         if x is not None:
             y = self.classify_logits(x).argmax(1)
@@ -144,7 +151,7 @@ class Pipeline:
     def sample(self, n: int, seed: int = 0, temperature: float = 1.0, label=None) -> np.ndarray:
         """Samples; conditional models take a class (``label``), else cycle through the classes."""
         if label is not None and not self.conditional:
-            raise UsageError(f"{self.id} is not conditional; --label needs m2, m1m2 or untapped")
+            raise UsageError(f"{self.id} is not conditional; --label needs a conditional model ({models_with('conditional')})")
         eps = self.noise(n, seed, temperature)
         if not self.conditional:
             return self.decode(self.from_generation(eps))
@@ -203,9 +210,9 @@ def load_pipeline(model: str, backend: str = "auto", device: str = "cpu", offlin
     """Resolve ``model`` (registry id, checkpoint folder or ``hf-hub:org/name[@rev]``), fetching from the
     Hub only the files the backend needs, verify those files against config.json's manifest, and build
     the pipeline. ``offline`` (or HF_HUB_OFFLINE=1) uses only what is cached."""
-    from vaezoo.backends import BACKENDS, make_backend
-    from vaezoo.checkpoint import read_config
-    from vaezoo.store import need_for_backend, resolve_model
+    from vaezoo.runtime.backends import BACKENDS, make_backend
+    from vaezoo.store.checkpoint import read_config
+    from vaezoo.store.resolution import need_for_backend, resolve_model
 
     if backend not in BACKENDS:  # before any download
         raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")

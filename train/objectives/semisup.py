@@ -43,8 +43,9 @@ import torch
 import torch.nn.functional as F
 
 from vaezoo.errors import UsageError
-from vaezoo.objectives import OBJECTIVES, Objective
-from vaezoo.semisup import onehot
+from vaezoo.models.distributions import DiagGaussian
+from vaezoo.models.semisup import onehot
+from vaezoo.train.objectives.base import Objective, register_objective
 
 
 def balanced_labels(y: np.ndarray, n_labels: int, seed: int, classes=None) -> np.ndarray:
@@ -110,11 +111,10 @@ class LabelledSet:
 
 
 class SemiSupervisedObjective(Objective):
-    """Common plumbing: the trainer calls ``attach(train_set, device)`` before the first step."""
+    """Common plumbing: ``attach`` picks the labelled subset before the first step."""
 
     def __init__(self, recipe: dict, dataset_size: int):
-        super().__init__(recipe["objective"], dataset_size)
-        self.recipe = recipe
+        super().__init__(recipe, dataset_size)
         self.labelled: LabelledSet | None = None
 
     def attach(self, train_set, device) -> None:
@@ -130,11 +130,11 @@ class SemiSupervisedObjective(Objective):
 
     def augment(self, x: torch.Tensor) -> torch.Tensor:
         """``objective.shift`` > 0: random translations of the training digits (not in the paper)."""
-        shift = int(self.cfg.get("shift", 0))
+        shift = int(self.cfg["shift"])
         return random_shift(x, shift) if shift else x
 
     def _lab_batch(self, step):
-        return self.labelled.batch(step, int(self.cfg.get("labelled_batch", 100)))
+        return self.labelled.batch(step, int(self.cfg["labelled_batch"]))
 
 
 def m2_loss(core, f_u, f_l, y_l, alpha_eff: float, weighting: str, frac_l: float, c_u=None, c_l=None):
@@ -153,39 +153,34 @@ def m2_loss(core, f_u, f_l, y_l, alpha_eff: float, weighting: str, frac_l: float
     return loss, stats
 
 
+@register_objective("m2")
 class M2Objective(SemiSupervisedObjective):
     def alpha_eff(self) -> float:
-        return float(self.cfg.get("alpha", 0.1)) * self.labelled.n_total / len(self.labelled)
+        return float(self.cfg["alpha"]) * self.labelled.n_total / len(self.labelled)
 
     def m2_step(self, model, x, step):
         xl, yl = self._lab_batch(step)
         x, xl = self.augment(x), self.augment(xl)
-        cu = cl = None
-        if hasattr(model, "m1"):
-            # M1+M2: the bounds model samples z1 ~ q(z1|x); the classifier reads M1's mean, as the
-            # exported classifier(x) does (samples would feed it noise in M1's inactive dimensions)
-            with torch.no_grad():
-                (fu, cu), (fl, cl) = model.sampled_and_mean(x), model.sampled_and_mean(xl)
-        else:
-            fu, fl = x, xl
+        (fu, cu), (fl, cl) = model.bound_inputs(x), model.bound_inputs(xl)
         n, nl = self.labelled.n_total, len(self.labelled)
-        return m2_loss(model.core, fu, fl, yl, self.alpha_eff(), self.cfg.get("weighting", "batch"), nl / n, cu, cl)
+        return m2_loss(model.core, fu, fl, yl, self.alpha_eff(), self.cfg["weighting"], nl / n, cu, cl)
 
-    def forward(self, model, x, step: int, x2=None, runner=None):
+    def forward(self, model, batches, step: int, runner=None):
+        x = batches[0]
         loss, stats = self.m2_step(model, x, step)
         return loss, {"loss": loss.detach(), **stats}
 
 
-# Untapped's inverted bound as the poster writes it; recipes may change each setting.
-INVERTED_DEFAULTS = {"weight": 1.0, "inverse_entropy": True, "inverse_encoder": True, "inverse_prior": "uniform",
-                     "inverse_sample": "mean", "inverse_temperature": 0.5}
+# The inverted bound's settings (the untapped family's TOML table holds their values, as the poster writes them).
+INVERTED_KEYS = ("weight", "inverse_entropy", "inverse_encoder", "inverse_prior", "inverse_sample", "inverse_temperature")
 
 
 def inverted_settings(objective_cfg: dict) -> dict:
-    """The inverted bound's settings of a recipe's objective table, defaults filled in."""
-    return {k: objective_cfg.get(k, v) for k, v in INVERTED_DEFAULTS.items()}
+    """The inverted bound's settings of a resolved recipe's objective table."""
+    return {k: objective_cfg[k] for k in INVERTED_KEYS}
 
 
+@register_objective("untapped")
 class UntappedObjective(M2Objective):
     def __init__(self, recipe: dict, dataset_size: int):
         super().__init__(recipe, dataset_size)
@@ -206,18 +201,17 @@ class UntappedObjective(M2Objective):
 
     def inverted(self, model, step):
         core = model.core
-        y = self.labelled.label_only(step, int(self.cfg.get("label_only_batch", 100)))
+        y = self.labelled.label_only(step, int(self.cfg["label_only_batch"]))
         y1h = onehot(y, core.k)
         eps = torch.randn(y.shape[0], core.latent, device=y.device)
         z = core.prior.inverse(eps)
         out = core.decoder(z, y1h)
-        if core.likelihood != "bernoulli":
+        if core.likelihood.kind != "bernoulli":
             raise UsageError("untapped is implemented for Bernoulli decoders (grey images)")
         xt = self.draw(out)
-        log_px = -F.binary_cross_entropy_with_logits(out, xt, reduction="none").flatten(1).sum(1)  # -H at the mean
+        log_px = core.log_px(xt, out)  # -H(p(x|y,z)) at the mean x~
         ce = F.cross_entropy(core.classifier(xt), y, reduction="none")
-        mu, logvar = core.encoder(xt, y1h)
-        log_qz = (-0.5 * (math.log(2 * math.pi) + logvar + (z - mu).pow(2) * torch.exp(-logvar))).sum(1)
+        log_qz = DiagGaussian(*core.encoder(xt, y1h)).log_density(z)
         term = ce
         if self.inv["inverse_entropy"]:   # log p(x~|y,z) = -H(p(x|y,z)) for the mean x~
             term = term + log_px
@@ -228,7 +222,8 @@ class UntappedObjective(M2Objective):
             term = term - u
         return term.mean(), {"inv_ce": ce.mean().detach(), "inv": term.mean().detach()}
 
-    def forward(self, model, x, step: int, x2=None, runner=None):
+    def forward(self, model, batches, step: int, runner=None):
+        x = batches[0]
         loss, stats = self.m2_step(model, x, step)
         inv, inv_stats = self.inverted(model, step)
         loss = loss + float(self.inv["weight"]) * inv
@@ -239,22 +234,25 @@ class TwoStage(SemiSupervisedObjective):
     """First ``vae_steps`` steps: M1's VAE bound on all x; then the second stage."""
 
     def vae_steps(self) -> int:
-        v = self.cfg.get("vae_steps", 0)
-        return int(v) if v else int(0.5 * int(self.recipe["train"]["steps"]))
+        """Fixed when the recipe is resolved (recipes.finalize), so a resumed run with another --steps
+        keeps its stage boundary."""
+        return int(self.cfg["vae_steps"])
 
     def vae_loss(self, vae, x):
         fwd = vae.forward_pass(self.augment(x))
         recon, kl = -fwd.log_px.mean(), fwd.kl.mean()
         return recon + kl, {"recon": recon.detach(), "kl": kl.detach()}
 
-    def forward(self, model, x, step: int, x2=None, runner=None):
+    def forward(self, model, batches, step: int, runner=None):
+        x = batches[0]
         if step < self.vae_steps():
-            loss, stats = self.vae_loss(model.m1 if hasattr(model, "m1") else model, x)
+            loss, stats = self.vae_loss(model.first_stage(), x)
             return loss, {"loss": loss.detach(), "stage": torch.tensor(1.0), **stats}
         loss, stats = self.second(model, x, step)
         return loss, {"loss": loss.detach(), "stage": torch.tensor(2.0), **stats}
 
 
+@register_objective("m1")
 class M1Objective(TwoStage):
     def second(self, model, x, step):
         xl, yl = self._lab_batch(step)
@@ -265,14 +263,7 @@ class M1Objective(TwoStage):
         return ce, {"ce": ce.detach(), "kl": torch.tensor(0.0), "acc_l": (logits.argmax(1) == yl).float().mean()}
 
 
+@register_objective("m1m2")
 class M1M2Objective(TwoStage, M2Objective):
     def second(self, model, x, step):
         return self.m2_step(model, x, step)
-
-
-SEMISUP_OBJECTIVES = {"m2": M2Objective, "untapped": UntappedObjective, "m1": M1Objective, "m1m2": M1M2Objective}
-OBJECTIVES.update(SEMISUP_OBJECTIVES)
-
-
-def build(recipe: dict, dataset_size: int) -> Objective:
-    return SEMISUP_OBJECTIVES[recipe["objective"]["name"]](recipe, dataset_size)

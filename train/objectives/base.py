@@ -1,0 +1,73 @@
+"""The trainer-objective contract, and the table of objectives by name.
+
+An objective is an ``nn.Module`` (so training-only state it owns, a discriminator or a Lagrange
+multiplier, is saved with the training state and never exported) that tells the trainer everything
+the trainer needs; the trainer knows no family:
+
+* ``batches_per_step``: how many independent data batches one step reads (FactorVAE: 2). The trainer
+  draws them from the epoch sampler, so the recorded epochs count every batch.
+* ``attach(train_set, device)``: called once before the first step (labelled subsets, dataset sizes).
+* ``forward(model, batches, step, runner)``: the model's loss to minimise and a dict of scalar stats;
+  ``runner`` runs the model's forward pass (a DDP wrapper of ``model``).
+* ``auxiliaries()``: training-only networks with their own optimiser settings; the trainer steps each
+  after the model step, on ``aux.loss()`` (computed from detached tensors the objective kept).
+* ``metrics_info()``: extra entries for metrics.json (the labelled subset, ...).
+
+Every loss term is per example (summed over pixels and latent dimensions, averaged over the batch).
+Schedules are functions of the step, which only the trainer advances, so resuming needs no extra state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+OBJECTIVES: dict[str, type] = {}
+
+
+def register_objective(name: str):
+    """Class decorator: ``recipe.objective.name = name`` trains with this class."""
+
+    def add(cls):
+        if name in OBJECTIVES:
+            raise ValueError(f"objective {name!r} is registered twice ({OBJECTIVES[name].__name__}, {cls.__name__})")
+        OBJECTIVES[name] = cls
+        return cls
+
+    return add
+
+
+@dataclass
+class Auxiliary:
+    """A training-only network stepped by its own Adam optimiser after each model step."""
+
+    name: str
+    module: nn.Module
+    lr: float
+    betas: tuple[float, float]
+    loss: Callable[[], torch.Tensor]
+
+
+class Objective(nn.Module):
+    batches_per_step = 1
+
+    def __init__(self, recipe: dict, dataset_size: int):
+        super().__init__()
+        self.recipe = recipe
+        self.cfg = recipe["objective"]
+        self.dataset_size = dataset_size
+
+    def attach(self, train_set, device) -> None:
+        """Called by the trainer once, before the first step."""
+
+    def auxiliaries(self) -> list[Auxiliary]:
+        return []
+
+    def metrics_info(self) -> dict:
+        return {}
+
+    def forward(self, model, batches: list[torch.Tensor], step: int, runner=None):
+        raise NotImplementedError
