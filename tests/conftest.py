@@ -28,6 +28,15 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     yield home
 
 
+def vae_families() -> list[str]:
+    """Published families trained on the plain VAE's networks (the regularisers and their dp variants),
+    from the registry, so a new regulariser family is swept by the model and export tests."""
+    from vaezoo.families import published
+
+    return [name for name, pub in published().items()
+            if pub.budget is None and pub.family.settings.get("model", {}).get("kind", "vae") == "vae"]
+
+
 def tiny_recipe(model_id: str, **extra) -> dict:
     from vaezoo.recipes import merge, resolve
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_cli, train_tiny
+from conftest import run_cli, train_tiny, vae_families
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-FAMILIES = ["vae", "beta-h", "beta-b", "tc", "factor", "info", "dp-vae", "dp-beta-h", "dp-beta-b", "dp-tc", "dp-factor", "dp-info"]
+FAMILIES = vae_families()
 SWEEP_EXPORTER = os.environ.get("VAEZOO_TEST_EXPORTER", "torchscript")
 FAST = {"train": {"steps": 2, "checkpoint_every": 2}, "prior": {"blocks": 2}}
 SMALL_DISC = {"objective": {"disc_hidden": 16, "disc_layers": 2}}

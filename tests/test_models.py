@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import tiny_recipe
+from tests.conftest import tiny_recipe, vae_families
 from vaezoo.models.loading import load_model, save_checkpoint
 from vaezoo.store.checkpoint import make_config
 from vaezoo.data import load_dataset
 from vaezoo.models import build_model
 from vaezoo.train.objectives import build_objective
-from vaezoo.recipes import families
 
-FAMILIES = [f for f in families() if f in ("vae", "beta-h", "beta-b", "tc", "factor", "info") or f.startswith("dp-")]
+FAMILIES = vae_families()
 
 
 @pytest.fixture(scope="module")
