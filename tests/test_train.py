@@ -43,13 +43,43 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, schedul
     assert m_full == m_split
 
 
+def test_factor_vae_epochs_count_both_batches_of_a_step(tmp_path):
+    """FactorVAE reads two batches per step (the second for the permuted codes): metrics.json's epochs
+    count every batch read, so 6 steps of 16 are 12 batches."""
+    recipe = tiny_recipe("factor-mnist5k")
+    metrics = train(recipe, tmp_path / "f", device="cpu", progress=False)
+    per_epoch = 4500 // 16
+    assert metrics["train"]["epochs"] == round(6 * 2 / per_epoch, 2)
+    assert train(tiny_recipe("vae-mnist5k"), tmp_path / "v", device="cpu", progress=False)["train"]["epochs"] == round(6 / per_epoch, 2)
+
+
+def test_two_stage_boundary_survives_a_resume_with_other_steps(tmp_path):
+    """M1's stage boundary (vae_steps) is fixed when the recipe is resolved: a run of 8 steps (boundary 4)
+    stopped at step 6 and resumed with --steps 20 stays in stage 2, where M1's encoder is frozen."""
+    from safetensors.torch import load_file as load_state
+
+    recipe = tiny_recipe("m1-100-mnist5k", train={"steps": 8, "checkpoint_every": 1}, objective={"vae_steps": 0})
+    assert recipe["objective"]["vae_steps"] == 4
+    train(recipe, tmp_path / "m1", device="cpu", progress=False, stop_after=6)
+    before = load_state(str(tmp_path / "m1" / STATE))
+    longer = tiny_recipe("m1-100-mnist5k", train={"steps": 20, "checkpoint_every": 1}, objective={"vae_steps": 0})
+    assert longer["objective"]["vae_steps"] == 10   # what a fresh run of 20 steps would use
+    train(longer, tmp_path / "m1", device="cpu", progress=False, resume=True, stop_after=8)
+    after = load_state(str(tmp_path / "m1" / STATE))
+    enc = [k for k in before if k.startswith("model.encoder.")]
+    head = [k for k in before if k.startswith("model.head.")]
+    assert enc and head
+    assert all((before[k] == after[k]).all() for k in enc), "steps 6-8 trained M1's encoder: back in stage 1"
+    assert any((before[k] != after[k]).any() for k in head)
+
+
 def test_cosine_learning_rate_and_unknown_schedule():
     from vaezoo.errors import VaezooError
     from vaezoo.train.trainer import lr_at
 
     cfg = {"lr": 1e-3, "lr_schedule": "cosine", "lr_final": 0.1}
     assert [round(lr_at(cfg, s, 10), 7) for s in (0, 5, 10)] == [1e-3, 5.5e-4, 1e-4]
-    assert lr_at({"lr": 2e-3}, 7, 10) == 2e-3
+    assert lr_at({"lr": 2e-3, "lr_schedule": "constant"}, 7, 10) == 2e-3
     with pytest.raises(VaezooError, match="lr_schedule"):
         lr_at({"lr": 1e-3, "lr_schedule": "step"}, 0, 10)
 

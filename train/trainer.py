@@ -172,11 +172,11 @@ def set_threads(recipe: dict, threads: int | None) -> None:
 def lr_at(tcfg: dict, step: int, total: int) -> float:
     """Learning rate of ``step``: ``train.lr`` ("constant"), or "cosine" annealing to ``lr_final`` x lr."""
     lr = float(tcfg["lr"])
-    kind = tcfg.get("lr_schedule", "constant")
+    kind = tcfg["lr_schedule"]
     if kind == "constant":
         return lr
     if kind == "cosine":
-        floor = lr * float(tcfg.get("lr_final", 0.0))
+        floor = lr * float(tcfg["lr_final"])
         return floor + (lr - floor) * 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
     raise UsageError(f"unknown train.lr_schedule {kind!r} (constant, cosine)")
 
@@ -251,7 +251,7 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
             raise VaezooError(f"loss became {float(loss)} at step {step}; lower the learning rate (--lr) or check the data")
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        if float(tcfg.get("grad_clip", 0)) > 0:
+        if float(tcfg["grad_clip"]) > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), float(tcfg["grad_clip"]))
         opt.step()
         for aux in auxiliaries:  # training-only networks, each on its own loss after the model step
@@ -280,12 +280,12 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
     if not ddp.main:
         return {}
 
-    ecfg = recipe.get("eval", {})
-    n_val = min(len(val_set), int(ecfg.get("max_examples", 1000)))
+    ecfg = recipe["eval"]
+    n_val = min(len(val_set), int(ecfg["max_examples"]))
     xv = _batch(torch.from_numpy(val_set.x), torch.arange(n_val), dev)
-    log(f"evaluating on {n_val} validation examples (importance-sampled NLL, K={ecfg.get('nll_samples', 1000)})")
+    log(f"evaluating on {n_val} validation examples (importance-sampled NLL, K={ecfg['nll_samples']})")
     yv = torch.from_numpy(val_set.y[:n_val]).long().to(dev) if val_set.y is not None else None
-    val = model.validation_metrics(xv, yv, int(ecfg.get("nll_samples", 1000)))
+    val = model.validation_metrics(xv, yv, int(ecfg["nll_samples"]))
     metrics = {
         "validation": {"split": "val", **val},
         "train": {

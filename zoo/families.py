@@ -6,6 +6,7 @@ recipe settings (model, prior, objective, data, train, eval), under these keys:
     paper          "Authors year, title"            link      URL of the paper
     summary        one line: "a FactorVAE: ..."     (the model cards start from it)
     conditional    decoder(z, y) and encoder(x, y)  classifier  has a q(y|x) part
+    classifier_reads  what q(y|x) reads when it is not the pixels (for the cards)
     disentangling  its objective pushes towards factorised latents (the cards say what that promises)
     label_budgets  also published as <family>-<budget> with data.labels = budget
     variants       e.g. ["dp"]: also published as dp-<family>, with the [variants.dp] table applied
@@ -26,8 +27,8 @@ from pathlib import Path
 
 from vaezoo.errors import VaezooError
 
-FACT_KEYS = ("paper", "link", "summary", "conditional", "classifier", "disentangling", "label_budgets", "variants",
-             "datasets", "per_dataset")
+FACT_KEYS = ("paper", "link", "summary", "conditional", "classifier", "classifier_reads", "disentangling",
+             "label_budgets", "variants", "datasets", "per_dataset")
 VARIANT_FACT_KEYS = ("paper", "link", "summary")
 RECIPE_DIR = Path(__file__).resolve().parent.parent / "train" / "recipes"
 
@@ -64,6 +65,7 @@ class Family:
     summary: str
     conditional: bool
     classifier: bool
+    classifier_reads: str
     disentangling: bool
     label_budgets: tuple[int, ...]
     variants: tuple[str, ...]
@@ -121,6 +123,7 @@ def families() -> dict[str, Family]:
         out[name] = Family(
             name=name, paper=table["paper"], link=table["link"], summary=table["summary"],
             conditional=bool(table.get("conditional", False)), classifier=bool(table.get("classifier", False)),
+            classifier_reads=str(table.get("classifier_reads", "")),
             disentangling=bool(table.get("disentangling", False)),
             label_budgets=tuple(int(b) for b in table.get("label_budgets", [])),
             variants=tuple(table.get("variants", [])),

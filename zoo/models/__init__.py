@@ -14,10 +14,12 @@ def build_model(config: dict):
     """The model a config describes. A recipe that cannot be built (unknown kind or backbone, a net that
     does not fit the data) is a UsageError, so the CLI prints one line instead of a traceback."""
     recipe = config["recipe"]
-    kind = recipe["model"].get("kind", "vae")
+    kind = recipe["model"]["kind"]
     if kind not in MODEL_KINDS:
         raise UsageError(f"recipe {recipe.get('id', '?')!r}: unknown model kind {kind!r} ({', '.join(MODEL_KINDS)})")
     try:
         return MODEL_KINDS[kind](config)
     except ValueError as exc:  # the nets' own checks (nets.py, flow.py, semisup.py)
         raise UsageError(f"recipe {recipe.get('id', '?')!r}: {exc}") from exc
+    except KeyError as exc:  # every setting is read from the recipe; none has a default in code
+        raise UsageError(f"recipe {recipe.get('id', '?')!r} lacks the model setting {exc.args[0]!r}") from None

@@ -173,8 +173,9 @@ def _architecture(config: dict) -> list[str]:
             text = f"mlp, hidden {_fmt(m['classifier_hidden'])}"
         if m.get("classifier_dropout"):
             text += f", dropout {_fmt(m['classifier_dropout'])} before the head"
-        if m.get("kind") in ("m1", "m1m2"):
-            text += ", on the latent means of M1's encoder"
+        pub = _family(recipe)
+        if pub and pub.family.classifier_reads:
+            text += f", on {pub.family.classifier_reads}"
         rows.append(("classifier q(y|x)", text))
     if config.get("labels"):
         rows.append(("labels", ", ".join(config["labels"])))
