@@ -155,3 +155,14 @@ def test_ddp_two_processes_under_torchrun(tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["train"]["world_size"] == 2 and m["train"]["steps"] == 20
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "metrics.json", "model.safetensors"]
+
+
+@pytest.mark.parametrize("bad_id", ["../../../../tmp/escaped", "/tmp/escaped", "a/b", "..", ".hidden", "x y"])
+def test_recipe_id_that_is_a_path_is_refused(tmp_path, bad_id):
+    """A recipe's id names a folder of the store; one that would leave it is refused in one line."""
+    (tmp_path / "e.toml").write_text(f'family = "vae"\ndataset = "moons"\nid = "{bad_id}"\n')
+    home = tmp_path / "home"
+    r = run_cli("train", str(tmp_path / "e.toml"), "--steps", "2", env={"VAEZOO_HOME": str(home)}, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "not a valid model id" in r.stderr
+    assert not home.exists() and not Path("/tmp/escaped").exists()

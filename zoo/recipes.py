@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import difflib
 import fnmatch
+import re
 import tomllib
 from functools import lru_cache
 from pathlib import Path
@@ -44,6 +45,18 @@ def _overrides(model_id: str) -> dict:
 def _ids() -> dict[str, tuple[str, str]]:
     """id -> (published family name, dataset), in registry order."""
     return {f"{name}-{ds}": (name, ds) for name, pub in published().items() for ds in pub.family.datasets}
+
+
+# A model id names a folder of the store: a plain name, never a path (no "/", no "..", no leading dot).
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_id(model_id, where: str = "model id") -> str:
+    """``model_id`` if it is a valid name; a UsageError otherwise (ids are joined to store paths)."""
+    if not isinstance(model_id, str) or not ID_PATTERN.fullmatch(model_id) or ".." in model_id:
+        raise UsageError(f"{where} {model_id!r} is not a valid model id: use letters, digits, '.', '_' and '-' "
+                         "(starting with a letter or digit), not a path")
+    return model_id
 
 
 def list_ids(pattern: str = "*") -> list[str]:
@@ -193,9 +206,10 @@ def load_recipe_file(path: str | Path, overrides: dict | None = None) -> dict:
         base_id = f"{data['family']}-{data['dataset']}"
         over = merge({k: v for k, v in data.items() if k != "dataset"}, overrides or {})
         recipe = resolve(base_id, over)
-        recipe["id"] = data.get("id", path.stem)
+        recipe["id"] = check_id(data.get("id", path.stem), f"recipe {path}: id")
         return recipe
     data.setdefault("id", path.stem)
+    check_id(data["id"], f"recipe {path}: id")
     return finalize(merge(data, overrides or {}))
 
 

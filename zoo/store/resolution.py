@@ -14,6 +14,7 @@ from pathlib import Path
 
 from vaezoo.store.checkpoint import CONFIG
 from vaezoo.errors import VaezooError
+from vaezoo.recipes import check_id
 
 STARTERS = Path(__file__).resolve().parent.parent / "starters"   # vaezoo/starters
 
@@ -23,11 +24,12 @@ def home() -> Path:
 
 
 def local_dir(model_id: str) -> Path:
-    return home() / "models" / model_id
+    """$VAEZOO_HOME/models/<id>; an id that is not a plain name (a path, "..") is refused."""
+    return home() / "models" / check_id(model_id)
 
 
 def bundled_dir(model_id: str) -> Path:
-    return STARTERS / model_id
+    return STARTERS / check_id(model_id)
 
 
 def bundled_ids() -> list[str]:
