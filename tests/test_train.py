@@ -136,11 +136,11 @@ def test_cli_train_killed_then_resumed(tmp_path):
     assert (out / STATE).exists() and not (out / "model.safetensors").exists()
     again = run_cli("train", str(recipe), "--out", str(out), "--device", "cpu", "-q")
     assert again.returncode == 2 and "--resume" in again.stderr
-    done = run_cli("train", str(recipe), "--out", str(out), "--device", "cpu", "-q", "--resume", "--steps", "200")
+    done = run_cli("train", str(recipe), "--out", str(out), "--device", "cpu", "-q", "--resume")
     assert done.returncode == 0, done.stderr
     assert "resuming tiny-moons from step" in done.stderr
     m = json.loads((out / "metrics.json").read_text())
-    assert m["train"]["steps"] >= 200 and not (out / STATE).exists()
+    assert m["train"]["steps"] == 3000 and not (out / STATE).exists()   # the run's own length
 
 
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
@@ -166,3 +166,64 @@ def test_recipe_id_that_is_a_path_is_refused(tmp_path, bad_id):
     assert r.returncode == 2, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "not a valid model id" in r.stderr
     assert not home.exists() and not Path("/tmp/escaped").exists()
+
+
+def _state_of(out: Path) -> dict:
+    from vaezoo.train.trainer import load_state
+
+    return load_state(out / STATE)[0]
+
+
+def test_resume_keeps_what_the_run_was_and_refuses_what_it_cannot_honour(tmp_path):
+    """A resumed run is the run it was: another model, another --lr/--seed, or fewer --steps than already
+    trained are refused in one line; without --steps it trains to its own length, not the recipe's."""
+    out = tmp_path / "run"
+    train(tiny_recipe("vae-moons", train={"steps": 12, "checkpoint_every": 3}), out, device="cpu", progress=False, stop_after=6)
+    assert _state_of(out)["step"] == 6
+    before = (out / STATE).read_bytes()
+    cases = [
+        (["dp-vae-moons"], "unfinished run of vae-moons"),
+        (["vae-moons", "--lr", "0.5"], "--lr 0.5 differs"),
+        (["vae-moons", "--seed", "3"], "--seed 3 differs"),
+        (["vae-moons", "--steps", "4"], "fewer than the 6 steps"),
+    ]
+    for args, message in cases:
+        r = run_cli("train", *args, "--resume", "--out", str(out), "--device", "cpu", "-q")
+        assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+        assert (out / STATE).read_bytes() == before
+    r = run_cli("train", "vae-moons", "--resume", "--seed", "0", "--out", str(out), "--device", "cpu", "-q")
+    assert r.returncode == 0, r.stderr   # a setting equal to the run's is fine
+    assert json.loads((out / "metrics.json").read_text())["train"]["steps"] == 12
+
+
+def test_train_never_replaces_files_that_are_not_its_own(tmp_path):
+    """A folder with a foreign config.json (or a lone metrics.json) is refused, --force or not; --force on
+    a real checkpoint removes that run's files and nothing else (a user's file in onnx/ stays)."""
+    foreign = tmp_path / "p"
+    foreign.mkdir()
+    (foreign / "config.json").write_text("{}\n")
+    for extra in ([], ["--force"]):
+        r = run_cli("train", "vae-moons", "--steps", "2", "--out", str(foreign), "-q", *extra)
+        assert r.returncode == 2 and "not a vaezoo checkpoint" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+        assert sorted(p.name for p in foreign.iterdir()) == ["config.json"] and (foreign / "config.json").read_text() == "{}\n"
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "metrics.json").write_text("[]")
+    r = run_cli("train", "vae-moons", "--steps", "2", "--out", str(lone), "-q", "--force")
+    assert r.returncode == 2 and (lone / "metrics.json").read_text() == "[]"
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    r = run_cli("train", "vae-moons", "--steps", "2", "--out", str(a_file), "-q")
+    assert r.returncode == 2 and "is a file" in r.stderr and a_file.read_text() == "x"
+
+    run = tmp_path / "run"
+    train(tiny_recipe("vae-moons", train={"steps": 2}), run, device="cpu", progress=False)
+    from vaezoo.export import export_checkpoint
+
+    export_checkpoint(run, exporter="torchscript", test_data=True, log=None)
+    (run / "onnx" / "notes.txt").write_text("mine")
+    (run / "keep.md").write_text("mine too")
+    r = run_cli("train", "vae-moons", "--steps", "2", "--out", str(run), "-q", "--force")
+    assert r.returncode == 0, r.stderr
+    assert (run / "onnx" / "notes.txt").read_text() == "mine" and (run / "keep.md").read_text() == "mine too"
+    assert not (run / "onnx" / "decoder.onnx").exists() and not (run / "onnx" / "test_data").exists()

@@ -14,7 +14,6 @@ import json
 import math
 import os
 import platform
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch
 import torch.distributed as dist
 
 from vaezoo.models.loading import save_checkpoint
-from vaezoo.store.checkpoint import CONFIG, WEIGHTS, make_config
+from vaezoo.store.checkpoint import CONFIG, MANIFEST_KEY, METRICS, ONNX_DIR, WEIGHTS, make_config, read_config, safe_path
 from vaezoo.errors import UsageError, VaezooError
 from vaezoo.io.files import atomic_path
 from vaezoo.io.progress import Progress, log
@@ -140,7 +139,10 @@ def _strip(prefix: str, tensors: dict) -> dict:
 
 # ---------------------------------------------------------------- the loop
 def prepare_out(out: Path, resume: bool, force: bool) -> bool:
-    """Check the output folder; returns True when there is a state to resume from."""
+    """Check the output folder; returns True when there is a state to resume from. A folder whose files
+    are not a vaezoo run (a foreign config.json, a lone metrics.json) is refused even with --force."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder")
     state = out / STATE
     if resume:
         if not state.is_file():
@@ -150,14 +152,55 @@ def prepare_out(out: Path, resume: bool, force: bool) -> bool:
         raise UsageError(f"an unfinished run is in {out}; pass --resume to continue it or --force to start over")
     if (out / WEIGHTS).exists() and not force:
         raise UsageError(f"{out} already holds a trained model; pass --force to retrain it")
+    if (out / CONFIG).exists():
+        try:
+            read_config(out)
+        except VaezooError:
+            raise UsageError(f"{out / CONFIG} is not a vaezoo checkpoint's; train into another folder "
+                             "(nothing there is replaced, with or without --force)") from None
+        if not force:
+            raise UsageError(f"{out} already holds a checkpoint ({CONFIG}); pass --force to replace it")
+    elif (out / METRICS).exists():
+        raise UsageError(f"{out} holds a {METRICS} but no vaezoo {CONFIG}: not a checkpoint folder; train into another folder")
     return False
 
 
+def resumed_recipe(stored: dict, asked: dict, overrides: dict | None, out: Path, step: int) -> dict:
+    """The recipe a resumed run continues with: the stored one. It must be the same model, the command
+    line may only change the length, and a setting asked for that differs from the run is refused
+    (it would be silently ignored otherwise). Without ``overrides`` (the Python API) the length is
+    ``asked``'s; with them, the stored length unless --steps is given."""
+    if asked["id"] != stored["id"]:
+        raise UsageError(f"{out} holds an unfinished run of {stored['id']}, not {asked['id']}: resume it as "
+                         f"`vaezoo train {stored['id']} --resume --out {out}`, or train {asked['id']} elsewhere")
+    recipe = json.loads(json.dumps(stored))
+    steps = asked["train"]["steps"] if overrides is None else overrides.get("train", {}).get("steps")
+    for table, values in (overrides or {}).items():
+        for key, value in values.items():
+            if (table, key) != ("train", "steps") and stored.get(table, {}).get(key) != value:
+                raise UsageError(f"--{key.replace('_', '-')} {value} differs from the run being resumed ({table}.{key} = "
+                                 f"{stored.get(table, {}).get(key)!r}); a resumed run keeps its settings (--force starts over)")
+    if steps is not None:
+        if int(steps) < step:
+            raise UsageError(f"--steps {steps} is fewer than the {step} steps already trained in {out}")
+        recipe["train"]["steps"] = int(steps)
+    return recipe
+
+
 def clear_out(out: Path) -> None:
-    """--force: drop the previous run's files, once the new run has been built (a bad recipe keeps them)."""
-    for name in (STATE, WEIGHTS, CONFIG, "metrics.json"):
-        (out / name).unlink(missing_ok=True)
-    shutil.rmtree(out / "onnx", ignore_errors=True)
+    """--force: drop the previous run's own files (its state, weights, config, metrics and the files its
+    manifest lists), once the new run has been built (a bad recipe keeps them). Other files stay."""
+    listed = []
+    if (out / CONFIG).is_file():
+        listed = sorted((read_config(out).get(MANIFEST_KEY) or {}).keys())
+    for name in {STATE, WEIGHTS, CONFIG, METRICS, *listed}:
+        path = safe_path(out, name) if name != STATE else out / STATE
+        path.unlink(missing_ok=True)
+    graphs = out / ONNX_DIR
+    if graphs.is_dir():  # folders the old graphs and test data leave empty go too, deepest first
+        for folder in sorted((p for p in graphs.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True) + [graphs]:
+            if not any(folder.iterdir()):
+                folder.rmdir()
 
 
 def set_threads(recipe: dict, threads: int | None) -> None:
@@ -183,8 +226,11 @@ def lr_at(tcfg: dict, step: int, total: int) -> float:
 
 def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False, force: bool = False,
           data_dir: str | None = None, progress: bool = True, stop_after: int | None = None,
-          threads: int | None = None) -> dict:
-    """Train a recipe into ``out``. ``stop_after`` ends the process's work early (tests of resume)."""
+          threads: int | None = None, overrides: dict | None = None) -> dict:
+    """Train a recipe into ``out``. ``stop_after`` ends the process's work early (tests of resume).
+
+    ``overrides`` are the settings the command line asked for ({"train": {"steps": ...}, ...}); on
+    resume they are checked against the stored run (see :func:`resumed_recipe`)."""
     from vaezoo.data import load_dataset
     from vaezoo.models import build_model
     from vaezoo.train.objectives import build_objective
@@ -195,10 +241,8 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
     out = Path(out)
     has_state = prepare_out(out, resume, force) if ddp.main else (out / STATE).is_file() and resume
     meta, tensors = load_state(out / STATE) if has_state else ({}, {})
-    if meta:  # the stored recipe wins, except the length: the command line may shorten or extend the run
-        steps = recipe["train"]["steps"]
-        recipe = meta["recipe"]
-        recipe["train"]["steps"] = steps
+    if meta:
+        recipe = resumed_recipe(meta["recipe"], recipe, overrides, out, int(meta["step"]))
     tcfg = recipe["train"]
     lr_at(tcfg, 0, 1)  # an unknown train.lr_schedule fails here, before anything is written
     torch.manual_seed(int(tcfg["seed"]))

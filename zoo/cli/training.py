@@ -43,7 +43,7 @@ def train(
     rec = load_recipe_file(recipe, over) if recipe.endswith(".toml") else resolve(recipe, over)
     folder = out or local_dir(rec["id"])
     metrics = run_training(rec, folder, device=device, resume=resume, force=force, data_dir=data_dir, progress=not quiet,
-                           threads=threads)
+                           threads=threads, overrides=over)
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
     else:

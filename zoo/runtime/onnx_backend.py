@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from vaezoo.errors import UsageError, VaezooError
+from vaezoo.store.checkpoint import ONNX_DIR
 
 # -- the metadata schema every exported graph carries (written by vaezoo.export, read here) ----------
 META_KEY = "vaezoo"              # one JSON object with everything (see vaezoo.export.metadata)
@@ -38,7 +39,6 @@ FLAT_KEYS = ("vaezoo.model_id", "vaezoo.part", "vaezoo.version", "vaezoo.input_s
              "vaezoo.likelihood", "vaezoo.decoder_output", "vaezoo.latent_dim", "vaezoo.labels", "vaezoo.precision")
 
 CORE_PARTS = ("encoder", "decoder", "prior_forward", "prior_inverse")
-ONNX_DIR = "onnx"
 IOBIND_MIN_BATCH = 256
 CUDA_EP = "CUDAExecutionProvider"
 CPU_EP = "CPUExecutionProvider"

@@ -30,6 +30,7 @@ CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 METRICS = "metrics.json"
 CARD = "README.md"
+ONNX_DIR = "onnx"   # the exported graphs: onnx/<part>.onnx
 MANIFEST_KEY = "files"
 TRAIN_STATE = "train_state.safetensors"  # resumable training state: never published
 
