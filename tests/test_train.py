@@ -227,3 +227,20 @@ def test_train_never_replaces_files_that_are_not_its_own(tmp_path):
     assert r.returncode == 0, r.stderr
     assert (run / "onnx" / "notes.txt").read_text() == "mine" and (run / "keep.md").read_text() == "mine too"
     assert not (run / "onnx" / "decoder.onnx").exists() and not (run / "onnx" / "test_data").exists()
+
+
+@pytest.mark.parametrize("setting,message", [
+    ("[model]\nlatent = -3", "model.latent must be a positive integer"),
+    ('[model]\nhidden = "lots"', "model.hidden must be a non-empty list"),
+    ("[train]\nlr = nan", "train.lr must be a positive finite number"),
+    ("[train]\nbatch_size = 0", "train.batch_size must be a positive integer"),
+    ("[prior]\nblocks = 1.5", "prior.blocks must be a positive integer"),
+])
+def test_recipe_numbers_that_cannot_work_are_refused_before_anything_is_written(tmp_path, setting, message):
+    (tmp_path / "r.toml").write_text(f'family = "dp-vae"\ndataset = "moons"\n{setting}\n')
+    home = tmp_path / "home"
+    r = run_cli("train", str(tmp_path / "r.toml"), env={"VAEZOO_HOME": str(home)})
+    assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not home.exists()
+    r = run_cli("train", "vae-moons", "--lr", "-1", env={"VAEZOO_HOME": str(home)})
+    assert r.returncode == 2 and "train.lr" in r.stderr and not home.exists()

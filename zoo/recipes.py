@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import difflib
 import fnmatch
+import math
 import re
 import tomllib
 from functools import lru_cache
@@ -192,6 +193,42 @@ def validate(recipe: dict) -> None:
     if lookup(str(recipe.get("family"))) is None:
         raise UsageError(f"recipe {recipe.get('id', '?')!r}: family {recipe.get('family')!r} is not a vaezoo family "
                          f"(one of {', '.join(published())})")
+    _check_numbers(recipe)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# (table, key, test, what it must be) for the settings every recipe has; family settings are checked by
+# their objective or model when it is built
+NUMBER_RULES = (
+    ("model", "latent", lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    ("model", "hidden", lambda v: isinstance(v, list) and v and all(_is_int(h) and h >= 1 for h in v), "a non-empty list of positive integers"),
+    ("model", "sigma", lambda v: _is_number(v) and v > 0, "a positive number"),
+    ("prior", "blocks", lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    ("prior", "hidden", lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    ("train", "steps", lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    ("train", "batch_size", lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    ("train", "lr", lambda v: _is_number(v) and v > 0, "a positive finite number"),
+    ("train", "seed", lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
+    ("train", "grad_clip", lambda v: _is_number(v) and v >= 0, "a non-negative number"),
+    ("train", "checkpoint_every", lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    ("eval", "nll_samples", lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
+    ("eval", "max_examples", lambda v: _is_int(v) and v >= 1, "a positive integer"),
+)
+
+
+def _check_numbers(recipe: dict) -> None:
+    """One line for a setting that cannot work (latent = -3, hidden = "lots", lr = nan), before anything runs."""
+    for table, key, ok, what in NUMBER_RULES:
+        section = recipe.get(table) or {}
+        if key in section and not ok(section[key]):
+            raise UsageError(f"recipe {recipe.get('id', '?')!r}: {table}.{key} must be {what}, not {section[key]!r}")
 
 
 def load_recipe_file(path: str | Path, overrides: dict | None = None) -> dict:
