@@ -92,10 +92,13 @@ def test_reload_refuses_mismatched_weights(tmp_path):
     other = tiny_recipe("vae-mnist5k", model={"latent": 6})
     from vaezoo.io.files import write_json
 
-    write_json(tmp_path / "config.json", make_config(other))
+    from vaezoo.store.checkpoint import read_config
+
+    manifest = read_config(tmp_path)["files"]  # the weights stay verified: what fails is the shape
+    write_json(tmp_path / "config.json", {**make_config(other), "files": manifest})
     from vaezoo.errors import VaezooError
 
-    with pytest.raises(VaezooError):
+    with pytest.raises(VaezooError, match="does not match config.json"):
         load_model(tmp_path)
 
 

@@ -35,15 +35,19 @@ def exported(trained, tmp_path_factory) -> Path:
     return folder
 
 
-def variant(exported: Path, tmp_path: Path, manifest: bool = True) -> Path:
-    """A scratch copy to damage; without the manifest the ONNX backend's own checks are what catch it."""
+def variant(exported: Path, tmp_path: Path) -> Path:
+    """A scratch copy to damage."""
     folder = tmp_path / "ck"
     shutil.copytree(exported, folder)
-    if not manifest:
-        cfg = json.loads((folder / "config.json").read_text())
-        cfg.pop("files", None)
-        (folder / "config.json").write_text(json.dumps(cfg))
     return folder
+
+
+def rehash(folder: Path) -> None:
+    """List the damaged files in the manifest as they are now, so that the ONNX backend's own checks
+    (not the checksums) are what must catch the damage."""
+    from vaezoo.store.checkpoint import write_manifest
+
+    write_manifest(folder)
 
 
 def one_line_error(r, code: int | None = None) -> str:
@@ -158,8 +162,9 @@ def test_missing_graphs_say_run_export(trained, tmp_path):
 
 
 def test_missing_one_graph(exported, tmp_path):
-    folder = variant(exported, tmp_path, manifest=False)
+    folder = variant(exported, tmp_path)
     (folder / "onnx" / "prior_inverse.onnx").unlink()
+    rehash(folder)
     r = run_cli("sample", str(folder), "-n", "4", "--backend", "onnx", "-o", str(tmp_path / "a.npy"))
     line = one_line_error(r, 1)
     assert "prior_inverse.onnx" in line and "vaezoo export" in line
@@ -167,11 +172,13 @@ def test_missing_one_graph(exported, tmp_path):
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage"])
 def test_corrupt_graph(exported, tmp_path, damage):
-    for manifest in (True, False):  # with a manifest the checksum catches it first; without, onnxruntime does
-        folder = variant(exported, tmp_path / str(manifest), manifest=manifest)
+    for manifest in (True, False):  # the checksum catches it first; re-hashed, onnxruntime does
+        folder = variant(exported, tmp_path / str(manifest))
         path = folder / "onnx" / "decoder.onnx"
         data = path.read_bytes()
         path.write_bytes(data[: len(data) // 3] if damage == "truncated" else b"\x08\x07not an onnx model" * 50)
+        if not manifest:
+            rehash(folder)
         r = run_cli("sample", str(folder), "-n", "4", "--backend", "onnx", "-o", str(tmp_path / "a.npy"))
         line = one_line_error(r, 1)
         assert "decoder.onnx" in line
@@ -192,24 +199,21 @@ def _set_meta(path: Path, **changes) -> None:
 @pytest.mark.parametrize("change,expect", [({"model_id": "vae-mnist5k"}, "model_id"), ({"latent_dim": 16}, "latent_dim"),
                                            ({"part": "encoder"}, "part"), ({"weights_sha256": "0" * 64}, "other weights")])
 def test_metadata_mismatch_is_refused(exported, tmp_path, change, expect):
-    folder = variant(exported, tmp_path, manifest=False)
-    if "weights_sha256" in change:  # stale graphs of a retrained model: the manifest knows the weights' hash
-        folder = variant(exported, tmp_path / "m", manifest=True)
-        cfg = json.loads((folder / "config.json").read_text())
-        cfg["files"].pop("onnx/decoder.onnx")
-        (folder / "config.json").write_text(json.dumps(cfg))
+    folder = variant(exported, tmp_path)
     _set_meta(folder / "onnx" / "decoder.onnx", **change)
+    rehash(folder)  # weights_sha256: a stale graph of a retrained model; the manifest knows the weights' hash
     r = run_cli("sample", str(folder), "-n", "4", "--backend", "onnx", "-o", str(tmp_path / "a.npy"))
     line = one_line_error(r, 1)
     assert expect in line and "vaezoo export" in line
 
 
 def test_foreign_graph_without_metadata(exported, tmp_path):
-    folder = variant(exported, tmp_path, manifest=False)
+    folder = variant(exported, tmp_path)
     path = folder / "onnx" / "decoder.onnx"
     proto = onnx.load(str(path))
     del proto.metadata_props[:]
     onnx.save(proto, str(path))
+    rehash(folder)
     r = run_cli("sample", str(folder), "-n", "4", "--backend", "onnx", "-o", str(tmp_path / "a.npy"))
     assert "not a vaezoo graph" in one_line_error(r, 1)
 
@@ -237,3 +241,22 @@ def test_wrong_input_shape_or_dtype(exported, tmp_path):
         backend.run("decoder")
     out = backend.run("decoder", np.zeros((2, 4), np.float64))  # other float widths are converted
     assert out[0].dtype == np.float32 and out[0].shape == (2, 1, 28, 28)
+
+
+def test_integrity_checks_cannot_be_switched_off(exported, tmp_path):
+    """Deleting the manifest, or one entry of it, refuses the folder instead of skipping the checks."""
+    for what in ("manifest", "entry"):
+        folder = variant(exported, tmp_path / what)
+        cfg = json.loads((folder / "config.json").read_text())
+        if what == "manifest":
+            del cfg["files"]
+        else:
+            del cfg["files"]["onnx/decoder.onnx"]
+        (folder / "config.json").write_text(json.dumps(cfg))
+        for backend in ("onnx", "torch"):
+            if what == "entry" and backend == "torch":
+                continue  # the torch backend reads the weights, still listed
+            r = run_cli("sample", str(folder), "-n", "4", "--backend", backend, "-o", str(tmp_path / f"{what}.npy"))
+            line = one_line_error(r, 1)
+            assert ("no 'files' manifest" if what == "manifest" else "not listed in the manifest") in line, line
+            assert not (tmp_path / f"{what}.npy").exists()

@@ -137,26 +137,24 @@ def manifest_of(config: dict, where: str = "config.json") -> dict | None:
     return files
 
 
-def verify_files(folder: Path, names, config: dict | None = None, require_manifest: bool = False) -> None:
+def verify_files(folder: Path, names, config: dict | None = None) -> None:
     """Check ``names`` in ``folder`` against the manifest in config.json; raise a one-line error on a mismatch.
 
-    Listed files must exist and match size and SHA-256. A file the manifest does not list is refused
-    when ``require_manifest`` (downloads), else accepted (local folders written before manifests existed).
+    Listed files must exist and match size and SHA-256. A config without a manifest, or a file the
+    manifest does not list, is refused: removing the manifest (or an entry) must not turn the checks off.
     """
     folder = Path(folder)
     config = read_config(folder) if config is None else config
     manifest = manifest_of(config, str(Path(folder) / CONFIG))
     if manifest is None:
-        if require_manifest:
-            raise VaezooError(f"{folder / CONFIG} has no '{MANIFEST_KEY}' manifest with the files' SHA-256; refusing to load it")
-        return
+        raise VaezooError(f"{folder / CONFIG} has no '{MANIFEST_KEY}' manifest with the files' SHA-256, so none of its files "
+                          "can be verified; refusing to load it (if you trust the folder as it is, "
+                          "vaezoo.store.checkpoint.write_manifest(folder) lists its current files)")
     for name in names:
         path = safe_path(folder, name)
         entry = manifest.get(name)
         if entry is None:
-            if require_manifest:
-                raise VaezooError(f"{name} is not listed in the manifest of {folder / CONFIG}; refusing to load it")
-            continue
+            raise VaezooError(f"{name} is not listed in the manifest of {folder / CONFIG}; refusing to load it")
         if not path.is_file():
             raise VaezooError(f"{path} is missing (listed in {CONFIG})")
         size, digest = file_digest(path)

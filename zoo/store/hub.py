@@ -262,7 +262,7 @@ def fetch(repo_id: str, revision: str | None = None, *, need: str = "all", offli
 
 def verify_hub_files(snapshot: Path, names: list[str], config: dict, spec: str) -> None:
     try:
-        verify_files(snapshot, names, config, require_manifest=True)
+        verify_files(snapshot, names, config)
     except VaezooError as exc:
         raise VaezooError(f"{exc} (from {spec}; run `vaezoo pull {spec} --force` to download it again)") from None
 
