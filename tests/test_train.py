@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -244,3 +245,30 @@ def test_recipe_numbers_that_cannot_work_are_refused_before_anything_is_written(
     assert not home.exists()
     r = run_cli("train", "vae-moons", "--lr", "-1", env={"VAEZOO_HOME": str(home)})
     assert r.returncode == 2 and "train.lr" in r.stderr and not home.exists()
+
+
+def test_temp_files_of_killed_writers_are_cleaned_and_sigterm_leaves_none(tmp_path):
+    """A kill -9 leaves `.<name>.<pid>.*.tmp`; the next write of that file removes it (its writer is gone),
+    while a live writer's temp file is kept. SIGTERM unwinds, so it leaves no temp file at all."""
+    from vaezoo.io.files import write_bytes
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".out.bin.{int(dead.stdout)}.abc123.tmp"
+    live = tmp_path / f".out.bin.{os.getppid()}.def456.tmp"
+    stale.write_bytes(b"half")
+    live.write_bytes(b"busy")
+    write_bytes(tmp_path / "out.bin", b"done")
+    assert (tmp_path / "out.bin").read_bytes() == b"done" and not stale.exists() and live.exists()
+
+    recipe = tmp_path / "long.toml"
+    recipe.write_text('family = "vae"\ndataset = "moons"\n[train]\nsteps = 100000\ncheckpoint_every = 1\n')
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-c", "from vaezoo.cli import main; main()", "train", str(recipe), "--out", str(out), "-q",
+                             "--device", "cpu"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / STATE).exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err   # typer reports a Ctrl-C as exit 130
+    assert (out / STATE).exists() and not [p for p in out.iterdir() if p.name.endswith(".tmp")]

@@ -9,6 +9,7 @@ Command modules import torch only inside the commands that need it; each adds it
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from vaezoo.cli import catalog, classify_cmd, codec, export_cmd, generate, hub_cmds, training  # noqa: F401
@@ -16,7 +17,12 @@ from vaezoo.cli.app import app
 from vaezoo.errors import VaezooError
 
 
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C, so half-written temp files are removed
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except VaezooError as exc:

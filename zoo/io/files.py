@@ -28,11 +28,40 @@ def check_writable(path: Path, force: bool) -> None:
         raise UsageError(f"output folder {path.parent} does not exist")
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def clean_stale_temps(path: Path) -> None:
+    """Remove the temp files that killed writers of ``path`` left (``.<name>.<pid>.<random>.tmp`` whose
+    process is gone); a live writer's temp file is left alone."""
+    prefix = f".{path.name}."
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        pid = name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            entry.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_path(path: str | Path):
-    """Yield a temp path next to ``path``; on success it is renamed onto ``path``."""
+    """Yield a temp path next to ``path``; on success it is renamed onto ``path``. The temp file's name
+    carries this process's id, so the next writer of ``path`` can remove what a killed one left."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    clean_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
