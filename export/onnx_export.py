@@ -27,6 +27,7 @@ checkpoint's manifest (config.json "files") is refreshed when the graphs go into
 from __future__ import annotations
 
 import contextlib
+import json
 import hashlib
 import logging
 import shutil
@@ -297,8 +298,6 @@ def export_checkpoint(folder, out_dir=None, opset: int = DEFAULT_OPSET, fp16: bo
             sess = parity.cpu_session(var.SerializeToString())
             xs = parity.example_inputs(specs[part], config, 64, seed=64 + 64)
             err = parity.max_abs_diff(parity.torch_run(parts[part], xs), parity.ort_run(sess, xs))
-            import json
-
             from vaezoo.runtime.onnx_backend import META_KEY
 
             meta = json.loads({p.key: p.value for p in var.metadata_props}[META_KEY])
@@ -314,19 +313,24 @@ def export_checkpoint(folder, out_dir=None, opset: int = DEFAULT_OPSET, fp16: bo
             log(f"  {part + '.' + precision:<19} {len(data) / 1024:8.1f} KiB  max abs error vs torch fp32: {err:.3g}")
         report["variants"][precision]["note"] = variants.NOTES[precision]
 
-    # write: remove what a previous export of these parts left, then every file atomically
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for path in old:
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
-    for path, data in files.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_bytes(path, data)
-    report["manifest_updated"] = False
-    if out_dir.resolve() == default_out.resolve():
-        from vaezoo.store import checkpoint
+    report["manifest_updated"] = out_dir.resolve() == default_out.resolve()
+    if report["manifest_updated"]:
+        # into the checkpoint itself: graphs and manifest are replaced as one step (store.graph_swap)
+        from vaezoo.store.checkpoint import MANIFEST_KEY, manifest_with_graphs
+        from vaezoo.store.graph_swap import swap_graphs
 
-        if hasattr(checkpoint, "write_manifest"):
-            checkpoint.write_manifest(folder)
-            report["manifest_updated"] = True
+        def config_text(graphs: Path) -> str:
+            return json.dumps({**read_config(folder), MANIFEST_KEY: manifest_with_graphs(folder, graphs)}, indent=2) + "\n"
+
+        swap_graphs(folder, {p.relative_to(out_dir).as_posix(): data for p, data in files.items()},
+                    [p.relative_to(out_dir).as_posix() for p in old], config_text)
+    else:
+        # another folder (-o): remove what a previous export of these parts left, then every file atomically
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for path in old:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        for path, data in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_bytes(path, data)
     report["seconds"] = round(time.perf_counter() - t_start, 2)
     return report

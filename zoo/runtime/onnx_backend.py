@@ -21,6 +21,7 @@ path works in an install without the torch extra.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -107,15 +108,20 @@ def read_metadata(path: Path, session=None) -> dict:
     return meta
 
 
-def load_session(path: Path, providers: list, threads: int, provider_options: list | None = None):
-    """An InferenceSession for ``path``, created once per process and reused."""
+def load_session(path: Path, providers: list, threads: int, provider_options: list | None = None, data: bytes | None = None):
+    """An InferenceSession for ``path`` (or for ``data``, the verified bytes of ``path``), created once per
+    process and reused."""
     ort = _ort()
     path = Path(path)
-    try:
-        st = path.stat()
-    except OSError:
-        raise VaezooError(f"{path} does not exist") from None
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, tuple(providers), json.dumps(provider_options), threads)
+    if data is not None:
+        source, ident = data, ("sha256", hashlib.sha256(data).hexdigest())
+    else:
+        try:
+            st = path.stat()
+        except OSError:
+            raise VaezooError(f"{path} does not exist") from None
+        source, ident = str(path), (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    key = (*ident, tuple(providers), json.dumps(provider_options), threads)
     sess = _SESSIONS.get(key)
     if sess is not None:
         return sess
@@ -126,7 +132,7 @@ def load_session(path: Path, providers: list, threads: int, provider_options: li
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3  # errors only: ORT's own warnings would clutter stderr
     try:
-        sess = ort.InferenceSession(str(path), sess_options=so, providers=providers, provider_options=provider_options)
+        sess = ort.InferenceSession(source, sess_options=so, providers=providers, provider_options=provider_options)
     except Exception as exc:  # onnxruntime raises its own exception types (InvalidProtobuf, Fail, ...)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise VaezooError(f"cannot load {path}: the file is corrupt or truncated, or not an ONNX model this "
@@ -145,26 +151,34 @@ class OnnxBackend:
     name = "onnx"
 
     def __init__(self, folder: Path, device: str = "cpu", precision: str = "fp32"):
-        from vaezoo.store.checkpoint import fp32_graph_names, read_config, verify_files
+        from vaezoo.store.graph_swap import locked_read
 
         ort = _ort()
         self.folder = Path(folder)
-        self.config = read_config(self.folder)
         self.precision = precision
         self.threads = physical_cores()
-        missing = [p for p in CORE_PARTS if not graph_path(self.folder, p, precision).is_file()]
-        if missing:
-            names = ", ".join(graph_path(self.folder, p, precision).name for p in missing)
-            what = "no ONNX graphs" if len(missing) == len(CORE_PARTS) else f"missing ONNX graphs {names}"
-            flag = "" if precision == "fp32" else f" --{precision}"
-            if precision != "fp32" and graph_path(self.folder, "decoder").is_file():
-                flag += " --force"
-            raise VaezooError(f"{what} in {self.folder / ONNX_DIR}: run `vaezoo export {self._spec()}{flag}` first (or use --backend torch)")
-        # like checkpoint.load_model for the weights: refuse graphs that do not match the manifest
-        present = (p.relative_to(self.folder).as_posix() for p in (self.folder / ONNX_DIR).glob("*.onnx*"))
-        verify_files(self.folder, fp32_graph_names(present), self.config)
+        # The config and the graphs are read together, never across a re-export's swap; sessions are
+        # made later from these verified bytes, so a later swap does not mix into this backend.
+        self.config, self._graphs = locked_read(self.folder, self._read_verified)
         self.device, self.strict_cuda = self._pick_device(device, ort)
         self._parts: dict[str, tuple] = {}  # part -> (session, meta, input names, input shapes, output names)
+
+    def _read_verified(self) -> tuple[dict, dict[str, bytes]]:
+        """(config, {onnx/<part>.onnx: bytes}) with every fp32 graph checked against the manifest."""
+        from vaezoo.store.checkpoint import fp32_graph_names, read_config, read_verified
+
+        config = read_config(self.folder)
+        self.config = config  # for the messages below
+        missing = [p for p in CORE_PARTS if not graph_path(self.folder, p, self.precision).is_file()]
+        if missing:
+            names = ", ".join(graph_path(self.folder, p, self.precision).name for p in missing)
+            what = "no ONNX graphs" if len(missing) == len(CORE_PARTS) else f"missing ONNX graphs {names}"
+            flag = "" if self.precision == "fp32" else f" --{self.precision}"
+            if self.precision != "fp32" and graph_path(self.folder, "decoder").is_file():
+                flag += " --force"
+            raise VaezooError(f"{what} in {self.folder / ONNX_DIR}: run `vaezoo export {self._spec()}{flag}` first (or use --backend torch)")
+        present = (p.relative_to(self.folder).as_posix() for p in (self.folder / ONNX_DIR).glob("*.onnx*"))
+        return config, read_verified(self.folder, fp32_graph_names(present), config)
 
     # -- device selection
     def _pick_device(self, device: str, ort) -> tuple[str, bool]:
@@ -204,17 +218,19 @@ class OnnxBackend:
 
     # -- sessions
     def has(self, part: str) -> bool:
+        if self.precision == "fp32":
+            return f"{ONNX_DIR}/{part}.onnx" in self._graphs
         return graph_path(self.folder, part, self.precision).is_file()
 
     def _load(self, part: str) -> tuple:
         if part in self._parts:
             return self._parts[part]
         path = graph_path(self.folder, part, self.precision)
-        if not path.is_file():
+        if not self.has(part):
             raise VaezooError(f"{self.config.get('id', self.folder)} has no {path.name} in {path.parent}: "
                               f"run `vaezoo export {self._spec()}` (or use --backend torch)")
         providers, options = self._providers()
-        sess = load_session(path, providers, self.threads, options)
+        sess = load_session(path, providers, self.threads, options, data=self._graphs.get(f"{ONNX_DIR}/{part}.onnx"))
         if self.device != "cpu":
             used = sess.get_providers()[0]
             if used != CUDA_EP:

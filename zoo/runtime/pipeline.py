@@ -211,12 +211,12 @@ def load_pipeline(model: str, backend: str = "auto", device: str = "cpu", offlin
     Hub only the files the backend needs, verify those files against config.json's manifest, and build
     the pipeline. ``offline`` (or HF_HUB_OFFLINE=1) uses only what is cached."""
     from vaezoo.runtime.backends import BACKENDS, make_backend
-    from vaezoo.store.checkpoint import read_config
     from vaezoo.store.resolution import need_for_backend, resolve_model
 
     if backend not in BACKENDS:  # before any download
         raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     folder = resolve_model(model, need=need_for_backend(backend), offline=offline)
-    config = read_config(folder)
-    # each backend verifies the files it reads against the manifest (weights, or graphs)
-    return Pipeline(config, make_backend(folder, backend, device), folder)
+    # each backend verifies the files it reads against the manifest (weights, or graphs), and the
+    # pipeline uses the config the backend read with them
+    runner = make_backend(folder, backend, device)
+    return Pipeline(runner.config, runner, folder)

@@ -106,6 +106,18 @@ def compute_manifest(folder: Path, names: list[str] | None = None) -> dict:
     return out
 
 
+def manifest_with_graphs(folder: Path, graphs: Path) -> dict:
+    """The manifest ``folder`` will have once the folder ``graphs`` has become its onnx/."""
+    folder, graphs = Path(folder), Path(graphs)
+    out = compute_manifest(folder, [n for n in payload_names(folder) if not n.startswith(ONNX_DIR + "/")])
+    for path in sorted(graphs.rglob("*")):
+        name = f"{ONNX_DIR}/{path.relative_to(graphs).as_posix()}"
+        if path.is_file() and is_allowed_name(name):
+            size, digest = file_digest(path)
+            out[name] = {"size": size, "sha256": digest}
+    return dict(sorted(out.items()))
+
+
 def write_manifest(folder: Path) -> dict:
     """Recompute the manifest of ``folder`` from the files now in it and store it in config.json.
 
@@ -137,6 +149,32 @@ def manifest_of(config: dict, where: str = "config.json") -> dict | None:
     return files
 
 
+def _required_manifest(folder: Path, config: dict) -> dict:
+    manifest = manifest_of(config, str(Path(folder) / CONFIG))
+    if manifest is None:
+        raise VaezooError(f"{Path(folder) / CONFIG} has no '{MANIFEST_KEY}' manifest with the files' SHA-256, so none of its "
+                          "files can be verified; refusing to load it (if you trust the folder as it is, "
+                          "vaezoo.store.checkpoint.write_manifest(folder) lists its current files)")
+    return manifest
+
+
+def _listed(folder: Path, manifest: dict, name: str) -> tuple[Path, dict]:
+    path = safe_path(folder, name)
+    entry = manifest.get(name)
+    if entry is None:
+        raise VaezooError(f"{name} is not listed in the manifest of {Path(folder) / CONFIG}; refusing to load it")
+    return path, entry
+
+
+def _check_entry(path: Path, size: int, digest: str, entry: dict) -> None:
+    if size != entry["size"] or digest != entry["sha256"]:
+        what = "truncated" if size < entry["size"] else "tampered with or corrupt"
+        raise VaezooError(
+            f"{path} does not match its SHA-256 in {CONFIG} (size {size}, expected {entry['size']}; "
+            f"sha256 {digest[:12]}…, expected {entry['sha256'][:12]}…): the file is {what}; refusing to load it"
+        )
+
+
 def verify_files(folder: Path, names, config: dict | None = None) -> None:
     """Check ``names`` in ``folder`` against the manifest in config.json; raise a one-line error on a mismatch.
 
@@ -144,26 +182,29 @@ def verify_files(folder: Path, names, config: dict | None = None) -> None:
     manifest does not list, is refused: removing the manifest (or an entry) must not turn the checks off.
     """
     folder = Path(folder)
-    config = read_config(folder) if config is None else config
-    manifest = manifest_of(config, str(Path(folder) / CONFIG))
-    if manifest is None:
-        raise VaezooError(f"{folder / CONFIG} has no '{MANIFEST_KEY}' manifest with the files' SHA-256, so none of its files "
-                          "can be verified; refusing to load it (if you trust the folder as it is, "
-                          "vaezoo.store.checkpoint.write_manifest(folder) lists its current files)")
+    manifest = _required_manifest(folder, read_config(folder) if config is None else config)
     for name in names:
-        path = safe_path(folder, name)
-        entry = manifest.get(name)
-        if entry is None:
-            raise VaezooError(f"{name} is not listed in the manifest of {folder / CONFIG}; refusing to load it")
+        path, entry = _listed(folder, manifest, name)
         if not path.is_file():
             raise VaezooError(f"{path} is missing (listed in {CONFIG})")
-        size, digest = file_digest(path)
-        if size != entry["size"] or digest != entry["sha256"]:
-            what = "truncated" if size < entry["size"] else "tampered with or corrupt"
-            raise VaezooError(
-                f"{path} does not match its SHA-256 in {CONFIG} (size {size}, expected {entry['size']}; "
-                f"sha256 {digest[:12]}…, expected {entry['sha256'][:12]}…): the file is {what}; refusing to load it"
-            )
+        _check_entry(path, *file_digest(path), entry)
+
+
+def read_verified(folder: Path, names, config: dict) -> dict[str, bytes]:
+    """{name: bytes} of small files (graphs), each checked against the manifest as it was read, so what
+    is used is exactly what was verified."""
+    folder = Path(folder)
+    manifest = _required_manifest(folder, config)
+    out = {}
+    for name in names:
+        path, entry = _listed(folder, manifest, name)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            raise VaezooError(f"{path} is missing (listed in {CONFIG})") from None
+        _check_entry(path, len(data), hashlib.sha256(data).hexdigest(), entry)
+        out[name] = data
+    return out
 
 
 def make_config(recipe: dict) -> dict:
