@@ -10,7 +10,7 @@ app = typer.Typer(
     name="vaezoo",
     help="An exportable model zoo of variational autoencoders: list, inspect, train, export to ONNX, sample, encode, decode, classify, and pull/push models on the Hugging Face Hub.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion; model arguments complete ids (vaezoo.cli.options)
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

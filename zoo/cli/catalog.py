@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
 from vaezoo.cli.app import app
-from vaezoo.cli.options import Json, Model, Offline
+from vaezoo.cli.options import JsonOpt, ModelArg, OfflineOpt
 
 
 @app.command("list")
 def list_cmd(
-    pattern: Optional[str] = typer.Argument(None, help="Shell-style wildcard, e.g. 'dp-*' or '*-mnist5k'."),
-    as_json: bool = Json,
-    available: bool = typer.Option(False, "--available", help="Only models that can be used without training."),
+    pattern: Annotated[Optional[str], typer.Argument(help="Shell-style wildcard, e.g. 'dp-*' or '*-mnist5k'.")] = None,
+    as_json: JsonOpt = False,
+    available: Annotated[bool, typer.Option("--available", help="Only models that can be used without training.")] = False,
 ) -> None:
     """List registry ids and where each model is available: local (trained here), bundled, cached
     (its pinned Hub revision is in the Hugging Face cache) or remote (pinned on the Hub, not downloaded)."""
@@ -42,7 +42,7 @@ def list_cmd(
 
 
 @app.command()
-def info(model: str = Model, as_json: bool = Json, offline: bool = Offline) -> None:
+def info(model: ModelArg, as_json: JsonOpt = False, offline: OfflineOpt = False) -> None:
     """Show a model's resolved recipe, where it is, and its recorded metrics (a remote-only registry id
     shows its recipe without downloading anything)."""
     from vaezoo.store.checkpoint import METRICS, read_config

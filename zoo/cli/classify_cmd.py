@@ -8,32 +8,34 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import numpy as np
 import typer
 
 from vaezoo.cli.app import app
-from vaezoo.cli.options import Backend, Device, Force, Json, Model, Nrow, Output, Seed, emit, require_output
+from vaezoo.cli.options import (Backend, BackendOpt, BatchSizeOpt, DeviceOpt, ForceOpt, Format, JsonOpt, ModelArg, OfflineOpt,
+                                OutputOpt, QuietOpt, SeedOpt, TemperatureOpt, emit, require_output)
 
 EXIT_SOME_FAILED = 3
 
 
 @app.command()
 def classify(
-    model: str = Model,
-    inputs: List[str] = typer.Argument(..., help="Image files, folders (recursive, sorted), .npy arrays or IDX files."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="preds.csv, preds.jsonl or logits.npy (default: CSV on stdout)."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="csv or jsonl on stdout (default csv; -o picks by extension)."),
-    batch_size: int = typer.Option(512, "--batch-size", help="Items per classifier call."),
-    top_k: int = typer.Option(1, "--top-k", help="Also write the k most likely classes and their probabilities."),
-    shard: Optional[str] = typer.Option(None, "--shard", help="i/n: classify only the i-th of n contiguous parts of the input (1-based)."),
-    backend: str = Backend,
-    device: str = Device,
-    force: bool = Force,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stderr when done."),
-    decode_threads: int = typer.Option(1, "--decode-threads", help="Image files decoded at once in a thread pool (the output is the same for any value; 1: no pool)."),
+    model: ModelArg,
+    inputs: Annotated[List[str], typer.Argument(help="Image files, folders (recursive, sorted), .npy arrays or IDX files.")],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="preds.csv, preds.jsonl or logits.npy (default: CSV on stdout).")] = None,
+    fmt: Annotated[Optional[Format], typer.Option("--format", help="csv or jsonl on stdout (default csv; -o picks by extension).")] = None,
+    batch_size: BatchSizeOpt = 512,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="Also write the k most likely classes and their probabilities.")] = 1,
+    shard: Annotated[Optional[str], typer.Option("--shard", help="i/n: classify only the i-th of n contiguous parts of the input (1-based).")] = None,
+    backend: BackendOpt = Backend.auto,
+    device: DeviceOpt = "cpu",
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+    decode_threads: Annotated[int, typer.Option("--decode-threads", min=1, help="Image files decoded at once in a thread pool (the output is the same for any value; 1: no pool).")] = 1,
+    offline: OfflineOpt = False,
 ) -> None:
     """Classify images in a batch job: one row per input item (source, index, label, probability, top-k).
 
@@ -45,12 +47,8 @@ def classify(
     from vaezoo.io.files import atomic_path, check_writable
     from vaezoo.runtime.pipeline import load_pipeline
 
-    if top_k < 1:
-        raise UsageError("--top-k must be at least 1")
-    if decode_threads < 1:
-        raise UsageError("--decode-threads must be at least 1")
     engine.parse_shard(shard)
-    kind = fmt or "csv"
+    kind = fmt.value if fmt else "csv"
     if output is not None:
         ext = output.suffix.lower()
         kinds = {".csv": "csv", ".jsonl": "jsonl", ".npy": "npy"}
@@ -58,9 +56,7 @@ def classify(
             raise UsageError(f"unsupported output {output}: use .csv, .jsonl or .npy (logits)")
         kind = kinds[ext]
         check_writable(output, force)
-    elif kind not in ("csv", "jsonl"):
-        raise UsageError("--format must be csv or jsonl")
-    pipe = load_pipeline(model, backend, device)
+    pipe = load_pipeline(model, backend.value, device, offline=offline)
 
     def go(fh):
         writer = engine.NpyWriter(fh) if kind == "npy" else engine.RowWriter(fh, kind, pipe.labels, top_k)
@@ -153,20 +149,21 @@ def _labelled_arrays(spec: str, pipe):
 
 @app.command()
 def evaluate(
-    model: str = Model,
-    data: str = typer.Option(..., "--data", help="dataset[:split] (e.g. mnist5k:val, mnist:test), a folder of class-named subfolders (3/x.png), an .npz with x and y, or IDX images with --labels."),
-    labels: Optional[Path] = typer.Option(None, "--labels", help="IDX label file for IDX (or .npy) images given in --data."),
-    batch_size: int = typer.Option(512, "--batch-size"),
-    backend: str = Backend,
-    device: str = Device,
-    as_json: bool = Json,
+    model: ModelArg,
+    data: Annotated[str, typer.Option("--data", help="dataset[:split] (e.g. mnist5k:val, mnist:test), a folder of class-named subfolders (3/x.png), an .npz with x and y, or IDX images with --labels.")],
+    labels: Annotated[Optional[Path], typer.Option("--labels", help="IDX label file for IDX (or .npy) images given in --data.")] = None,
+    batch_size: BatchSizeOpt = 512,
+    backend: BackendOpt = Backend.auto,
+    device: DeviceOpt = "cpu",
+    as_json: JsonOpt = False,
+    offline: OfflineOpt = False,
 ) -> None:
     """Error rate and cross-entropy of a model's classifier q(y|x) on labelled data."""
     from vaezoo.runtime import classify as engine
     from vaezoo.errors import UsageError
     from vaezoo.runtime.pipeline import load_pipeline
 
-    pipe = load_pipeline(model, backend, device)
+    pipe = load_pipeline(model, backend.value, device, offline=offline)
     if not pipe.labels:
         raise UsageError(f"{pipe.id} has no classifier")
     k = len(pipe.labels)
@@ -222,26 +219,24 @@ def evaluate(
 # ---------------------------------------------------------------- analogies
 @app.command()
 def analogies(
-    model: str = Model,
-    rows: int = typer.Option(10, "--rows", "-n", help="Rows: one latent z each (prior draws from --seed)."),
-    inputs: Optional[List[str]] = typer.Argument(None, help="Images whose styles (z under their predicted class) give the rows."),
-    seed: int = Seed,
-    temperature: float = typer.Option(1.0, "--temperature", "-t"),
-    output: Optional[Path] = Output,
-    backend: str = Backend,
-    device: str = Device,
-    force: bool = Force,
-    as_json: bool = Json,
+    model: ModelArg,
+    rows: Annotated[int, typer.Option("--rows", "-n", min=1, help="Rows: one latent z each (prior draws from --seed).")] = 10,
+    inputs: Annotated[Optional[List[str]], typer.Argument(help="Images whose styles (z under their predicted class) give the rows.")] = None,
+    seed: SeedOpt = 0,
+    temperature: TemperatureOpt = 1.0,
+    output: OutputOpt = None,
+    backend: BackendOpt = Backend.auto,
+    device: DeviceOpt = "cpu",
+    force: ForceOpt = False,
+    as_json: JsonOpt = False,
+    offline: OfflineOpt = False,
 ) -> None:
     """The M2 paper's analogies grid for conditional models: one row per z, one column per class."""
-    from vaezoo.errors import UsageError
     from vaezoo.io.images import load_inputs, save_output
     from vaezoo.runtime.pipeline import load_pipeline
 
     output = require_output(output)
-    if rows < 1:
-        raise UsageError("--rows must be at least 1")
-    pipe = load_pipeline(model, backend, device)
+    pipe = load_pipeline(model, backend.value, device, offline=offline)
     x = load_inputs(inputs, pipe.shape)[0] if inputs else None
     out = pipe.analogies(rows, seed, temperature, x)
     save_output(out, output, force=force, nrow=len(pipe.labels))

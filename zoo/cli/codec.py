@@ -3,28 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, Optional
 
 import numpy as np
 import typer
 
 from vaezoo.cli.app import app
-from vaezoo.cli.options import Backend, Device, Force, Json, Model, Nrow, Offline, Output, emit
-
-Inputs = typer.Argument(..., help="Image files (png, jpg), folders (recursive, sorted) or .npy arrays.")
+from vaezoo.cli.options import (Backend, BackendOpt, DeviceOpt, ForceOpt, InputsArg, JsonOpt, ModelArg, NrowOpt, OfflineOpt,
+                                OutputOpt, Space, SpaceOpt, emit, require_output)
 
 
 @app.command()
 def encode(
-    model: str = Model,
-    inputs: List[str] = Inputs,
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="latents.npy (means, N x D) or .csv (source + means); default: CSV on stdout."),
-    space: str = typer.Option("representation", "--space", help="representation (z) or generation (eps = g(z), dp models)."),
-    backend: str = Backend,
-    device: str = Device,
-    force: bool = Force,
-    as_json: bool = Json,
-    offline: bool = Offline,
+    model: ModelArg,
+    inputs: InputsArg,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="latents.npy (means, N x D) or .csv (source + means); default: CSV on stdout.")] = None,
+    space: SpaceOpt = Space.representation,
+    backend: BackendOpt = Backend.auto,
+    device: DeviceOpt = "cpu",
+    force: ForceOpt = False,
+    as_json: JsonOpt = False,
+    offline: OfflineOpt = False,
 ) -> None:
     """Encode inputs to their posterior means."""
     from vaezoo.errors import UsageError
@@ -32,9 +31,9 @@ def encode(
     from vaezoo.io.images import load_inputs, save_output
     from vaezoo.runtime.pipeline import load_pipeline
 
-    pipe = load_pipeline(model, backend, device, offline=offline)
+    pipe = load_pipeline(model, backend.value, device, offline=offline)
     x, names = load_inputs(inputs, pipe.shape)
-    mu, _ = pipe.encode(x, space)
+    mu, _ = pipe.encode(x, space.value)
     header = "source," + ",".join(f"z{i}" for i in range(mu.shape[1]))
     rows = [f"{name}," + ",".join(f"{v:.6g}" for v in row) for name, row in zip(names, mu)]
     if output is None:
@@ -48,29 +47,28 @@ def encode(
         save_output(mu.astype(np.float32), output, force=force)
     else:
         raise UsageError(f"unsupported output {output}: use .npy or .csv")
-    emit({"model": pipe.id, "output": str(output), "count": len(mu), "latent_dim": int(mu.shape[1]), "space": space},
-         as_json, f"wrote {len(mu)} codes ({space} space, {mu.shape[1]} dims) to {output}")
+    emit({"model": pipe.id, "output": str(output), "count": len(mu), "latent_dim": int(mu.shape[1]), "space": space.value},
+         as_json, f"wrote {len(mu)} codes ({space.value} space, {mu.shape[1]} dims) to {output}")
 
 
 @app.command()
 def reconstruct(
-    model: str = Model,
-    inputs: List[str] = Inputs,
-    output: Optional[Path] = Output,
-    nrow: Optional[int] = Nrow,
-    backend: str = Backend,
-    device: str = Device,
-    force: bool = Force,
-    as_json: bool = Json,
-    offline: bool = Offline,
+    model: ModelArg,
+    inputs: InputsArg,
+    output: OutputOpt = None,
+    nrow: NrowOpt = None,
+    backend: BackendOpt = Backend.auto,
+    device: DeviceOpt = "cpu",
+    force: ForceOpt = False,
+    as_json: JsonOpt = False,
+    offline: OfflineOpt = False,
 ) -> None:
     """Reconstruct inputs (decode their posterior means). A PNG shows input/reconstruction pairs side by side."""
-    from vaezoo.cli.options import require_output
     from vaezoo.io.images import load_inputs, save_output
     from vaezoo.runtime.pipeline import load_pipeline
 
     output = require_output(output)
-    pipe = load_pipeline(model, backend, device, offline=offline)
+    pipe = load_pipeline(model, backend.value, device, offline=offline)
     x, _ = load_inputs(inputs, pipe.shape)
     recon = pipe.reconstruct(x)
     if output.suffix.lower() == ".png" and pipe.is_image:

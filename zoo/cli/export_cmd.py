@@ -5,31 +5,34 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
 from vaezoo.cli.app import app
-from vaezoo.cli.options import Force, Json, Model
+from vaezoo.cli.options import Exporter, ForceOpt, JsonOpt, ModelArg, OfflineOpt
+from vaezoo.export.onnx_export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 
 
 @app.command("export")
 def export_cmd(
-    model: str = Model,
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Folder for the graphs (default: the checkpoint's onnx/ folder)."),
-    opset: int = typer.Option(18, "--opset", help="ONNX opset, 18..26 (onnxruntime 1.31 accepts up to 26)."),
-    fp16: bool = typer.Option(False, "--fp16", help="Also write <part>.fp16.onnx (fp16 weights and compute, fp32 I/O) with its measured error."),
-    int8: bool = typer.Option(False, "--int8", help="Also write <part>.int8.onnx (dynamic int8 quantization, CPU only) with its measured error."),
-    check: bool = typer.Option(False, "--check", help="Fail unless torch and ONNX Runtime agree within 1e-4 at batch 1 and 64 and the flow round-trips."),
-    exporter: str = typer.Option("dynamo", "--exporter", help="dynamo (torch.export, default) or torchscript (legacy, faster)."),
-    force: bool = Force,
-    as_json: bool = Json,
+    model: ModelArg,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Folder for the graphs (default: the checkpoint's onnx/ folder).")] = None,
+    opset: Annotated[int, typer.Option("--opset", min=MIN_OPSET, max=MAX_OPSET,
+                                       help=f"ONNX opset, {MIN_OPSET}..{MAX_OPSET} (torch's exporter starts at {MIN_OPSET}; onnxruntime 1.31 accepts up to {MAX_OPSET}).")] = DEFAULT_OPSET,
+    fp16: Annotated[bool, typer.Option("--fp16", help="Also write <part>.fp16.onnx (fp16 weights and compute, fp32 I/O) with its measured error.")] = False,
+    int8: Annotated[bool, typer.Option("--int8", help="Also write <part>.int8.onnx (dynamic int8 quantization, CPU only) with its measured error.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Fail unless torch and ONNX Runtime agree within 1e-4 at batch 1 and 64 and the flow round-trips.")] = False,
+    exporter: Annotated[Exporter, typer.Option("--exporter", help="dynamo (torch.export, default) or torchscript (legacy, faster).")] = Exporter.dynamo,
+    force: ForceOpt = False,
+    as_json: JsonOpt = False,
+    offline: OfflineOpt = False,
 ) -> None:
     """Export every part (encoder, decoder, prior_forward, prior_inverse[, classifier]) to ONNX, with metadata and test data."""
     from vaezoo.export import export_checkpoint
 
-    folder = _writable_checkpoint(model, output)
-    report = export_checkpoint(folder, output, opset=opset, fp16=fp16, int8=int8, check=check, exporter=exporter,
+    folder = _writable_checkpoint(model, output, offline)
+    report = export_checkpoint(folder, output, opset=opset, fp16=fp16, int8=int8, check=check, exporter=exporter.value,
                                force=force, log=lambda msg: print(msg, file=sys.stderr))
     if as_json:
         typer.echo(json.dumps(report, indent=2))
@@ -41,7 +44,7 @@ def export_cmd(
                f"parity {status}: max abs diff {worst:.2g} (tolerance {report['tolerance']:g})")
 
 
-def _writable_checkpoint(model: str, output: Optional[Path]) -> Path:
+def _writable_checkpoint(model: str, output: Optional[Path], offline: bool = False) -> Path:
     """The checkpoint folder to export into.
 
     Folders the user named and the local store are written in place. A bundled starter lives inside
@@ -55,7 +58,7 @@ def _writable_checkpoint(model: str, output: Optional[Path]) -> Path:
     from vaezoo.errors import UsageError
     from vaezoo.store.resolution import bundled_dir, local_dir, looks_like_path, resolve_model
 
-    folder = resolve_model(model, need="weights")
+    folder = resolve_model(model, need="weights", offline=offline)
     if looks_like_path(model) or output is not None:
         return folder
     if model.startswith("hf-hub:"):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import numpy as np
 import typer
 
 from vaezoo.cli.app import app
-from vaezoo.cli.options import Backend, Device, Force, Json, Model, Nrow, Offline, Output, Seed, emit, require_output
+from vaezoo.cli.options import (Backend, BackendOpt, DeviceOpt, ForceOpt, JsonOpt, ModelArg, NrowOpt, OfflineOpt, OutputOpt,
+                                SeedOpt, Space, SpaceOpt, StepsOpt, TemperatureOpt, emit, require_output)
 
 
 def _write(pipe, data, output: Path, force: bool, nrow, as_json: bool, what: str) -> None:
@@ -22,39 +23,39 @@ def _write(pipe, data, output: Path, force: bool, nrow, as_json: bool, what: str
 
 @app.command()
 def sample(
-    model: str = Model,
-    n: int = typer.Option(64, "-n", "--num", help="Number of samples."),
-    seed: int = Seed,
-    temperature: float = typer.Option(1.0, "--temperature", "-t", help="Scale of the generation-space noise."),
-    label: Optional[str] = typer.Option(None, "--label", help="Conditional models: the class to generate (default: cycle through the classes)."),
-    output: Optional[Path] = Output,
-    nrow: Optional[int] = Nrow,
-    backend: str = Backend,
-    device: str = Device,
-    force: bool = Force,
-    as_json: bool = Json,
-    offline: bool = Offline,
+    model: ModelArg,
+    n: Annotated[int, typer.Option("-n", "--num", min=1, help="Number of samples.")] = 64,
+    seed: SeedOpt = 0,
+    temperature: TemperatureOpt = 1.0,
+    label: Annotated[Optional[str], typer.Option("--label", help="Conditional models: the class to generate (default: cycle through the classes).")] = None,
+    output: OutputOpt = None,
+    nrow: NrowOpt = None,
+    backend: BackendOpt = Backend.auto,
+    device: DeviceOpt = "cpu",
+    force: ForceOpt = False,
+    as_json: JsonOpt = False,
+    offline: OfflineOpt = False,
 ) -> None:
     """Draw samples: eps ~ N(0, T^2 I) (numpy, from --seed) -> prior_inverse -> decoder."""
     from vaezoo.runtime.pipeline import load_pipeline
 
     output = require_output(output)
-    pipe = load_pipeline(model, backend, device, offline=offline)
+    pipe = load_pipeline(model, backend.value, device, offline=offline)
     _write(pipe, pipe.sample(n, seed, temperature, label), output, force, nrow, as_json, "samples")
 
 
 @app.command()
 def decode(
-    model: str = Model,
-    latents: Path = typer.Argument(..., help=".npy of N x latent_dim codes (as written by `vaezoo encode`)."),
-    space: str = typer.Option("representation", "--space", help="representation (z, as encoded) or generation (eps)."),
-    output: Optional[Path] = Output,
-    nrow: Optional[int] = Nrow,
-    backend: str = Backend,
-    device: str = Device,
-    force: bool = Force,
-    as_json: bool = Json,
-    offline: bool = Offline,
+    model: ModelArg,
+    latents: Annotated[Path, typer.Argument(help=".npy of N x latent_dim codes (as written by `vaezoo encode`).")],
+    space: SpaceOpt = Space.representation,
+    output: OutputOpt = None,
+    nrow: NrowOpt = None,
+    backend: BackendOpt = Backend.auto,
+    device: DeviceOpt = "cpu",
+    force: ForceOpt = False,
+    as_json: JsonOpt = False,
+    offline: OfflineOpt = False,
 ) -> None:
     """Decode latent codes from a .npy file."""
     from vaezoo.errors import UsageError
@@ -67,28 +68,26 @@ def decode(
         z = np.load(latents, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise UsageError(f"cannot read {latents}: {exc}") from None
-    pipe = load_pipeline(model, backend, device, offline=offline)
-    if space == "generation":
+    pipe = load_pipeline(model, backend.value, device, offline=offline)
+    if space is Space.generation:
         z = pipe.from_generation(z)
-    elif space != "representation":
-        raise UsageError("--space must be 'representation' or 'generation'")
     _write(pipe, pipe.decode(z), output, force, nrow, as_json, "decodings")
 
 
 @app.command()
 def traverse(
-    model: str = Model,
-    image: Optional[Path] = typer.Option(None, "--input", "-i", help="Start from this image's code instead of a prior draw."),
-    seed: int = Seed,
-    dims: Optional[str] = typer.Option(None, "--dims", help="Comma-separated latent dims (default: all)."),
-    steps: int = typer.Option(9, "--steps", help="Values per dimension."),
-    span: float = typer.Option(2.5, "--span", help="Sweep each coordinate over [-span, span] (generation space)."),
-    output: Optional[Path] = Output,
-    backend: str = Backend,
-    device: str = Device,
-    force: bool = Force,
-    as_json: bool = Json,
-    offline: bool = Offline,
+    model: ModelArg,
+    image: Annotated[Optional[Path], typer.Option("--input", "-i", help="Start from this image's code instead of a prior draw.")] = None,
+    seed: SeedOpt = 0,
+    dims: Annotated[Optional[str], typer.Option("--dims", help="Comma-separated latent dims (default: all).")] = None,
+    steps: StepsOpt = 9,
+    span: Annotated[float, typer.Option("--span", help="Sweep each coordinate over [-span, span] (generation space).")] = 2.5,
+    output: OutputOpt = None,
+    backend: BackendOpt = Backend.auto,
+    device: DeviceOpt = "cpu",
+    force: ForceOpt = False,
+    as_json: JsonOpt = False,
+    offline: OfflineOpt = False,
 ) -> None:
     """Latent traversals: one row per dimension, swept in the generation space (through g^-1 for dp models)."""
     from vaezoo.errors import UsageError
@@ -100,7 +99,7 @@ def traverse(
         dim_list = [int(d) for d in dims.split(",")] if dims else None
     except ValueError:
         raise UsageError(f"--dims must be comma-separated integers, not {dims!r}") from None
-    pipe = load_pipeline(model, backend, device, offline=offline)
+    pipe = load_pipeline(model, backend.value, device, offline=offline)
     x = load_inputs([str(image)], pipe.shape)[0] if image else None
     out = pipe.traverse(x, seed, dim_list, steps, span)
     _write(pipe, out, output, force, steps, as_json, "traversal images")
@@ -108,17 +107,17 @@ def traverse(
 
 @app.command()
 def interpolate(
-    model: str = Model,
-    inputs: Optional[List[str]] = typer.Argument(None, help="Two or more images/.npy: paths between consecutive inputs. Default: random pairs."),
-    pairs: int = typer.Option(4, "--pairs", help="Random pairs drawn from --seed when no inputs are given."),
-    seed: int = Seed,
-    steps: int = typer.Option(10, "--steps", help="Points on each path, ends included."),
-    output: Optional[Path] = Output,
-    backend: str = Backend,
-    device: str = Device,
-    force: bool = Force,
-    as_json: bool = Json,
-    offline: bool = Offline,
+    model: ModelArg,
+    inputs: Annotated[Optional[List[str]], typer.Argument(help="Two or more images/.npy: paths between consecutive inputs. Default: random pairs.")] = None,
+    pairs: Annotated[int, typer.Option("--pairs", min=1, help="Random pairs drawn from --seed when no inputs are given.")] = 4,
+    seed: SeedOpt = 0,
+    steps: StepsOpt = 10,
+    output: OutputOpt = None,
+    backend: BackendOpt = Backend.auto,
+    device: DeviceOpt = "cpu",
+    force: ForceOpt = False,
+    as_json: JsonOpt = False,
+    offline: OfflineOpt = False,
 ) -> None:
     """Interpolations, linear in the generation space (through g^-1 for dp models): one row per path."""
     from vaezoo.errors import UsageError
@@ -126,7 +125,7 @@ def interpolate(
     from vaezoo.runtime.pipeline import load_pipeline
 
     output = require_output(output)
-    pipe = load_pipeline(model, backend, device, offline=offline)
+    pipe = load_pipeline(model, backend.value, device, offline=offline)
     if inputs:
         x, _ = load_inputs(inputs, pipe.shape)
         if len(x) < 2:
@@ -134,8 +133,6 @@ def interpolate(
         eps = pipe.encode(x, "generation")[0]
         a, b = eps[:-1], eps[1:]
     else:
-        if pairs < 1:
-            raise UsageError("--pairs must be at least 1")
         eps = pipe.noise(2 * pairs, seed)
         a, b = eps[:pairs], eps[pairs:]
     _write(pipe, pipe.interpolate(a, b, steps), output, force, steps, as_json, "interpolation images")

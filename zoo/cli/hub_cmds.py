@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
 from vaezoo.cli.app import app
-from vaezoo.cli.options import Force, Json, Model, Offline
+from vaezoo.cli.options import Files, ForceOpt, JsonOpt, ModelArg, OfflineOpt, RevisionOpt, complete_model
 
 
 def _hub_target(model: str, revision: Optional[str]) -> tuple[str, str]:
@@ -39,12 +39,13 @@ def _hub_target(model: str, revision: Optional[str]) -> tuple[str, str]:
 
 @app.command()
 def pull(
-    model: str = typer.Argument(..., help="Registry id (its recipe's Hub repo at the pinned revision) or hf-hub:org/name (or hf-hub:org/name@revision)."),
-    revision: Optional[str] = typer.Option(None, "--revision", help="Branch, tag or commit to fetch instead of the pinned one."),
-    files: str = typer.Option("all", "--files", help="all, onnx (config + graphs) or torch (config + weights)."),
-    force: bool = typer.Option(False, "--force", help="Download again even when cached (repairs a corrupt cache)."),
-    offline: bool = Offline,
-    as_json: bool = Json,
+    model: Annotated[str, typer.Argument(help="Registry id (its recipe's Hub repo at the pinned revision) or hf-hub:org/name (or hf-hub:org/name@revision).",
+                                         autocompletion=complete_model, show_default=False)],
+    revision: RevisionOpt = None,
+    files: Annotated[Files, typer.Option("--files", help="all, onnx (config + graphs) or torch (config + weights).")] = Files.all,
+    force: ForceOpt = False,
+    offline: OfflineOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Prefetch a model from the Hugging Face Hub into its cache (HF_HOME), verifying every file.
 
@@ -52,11 +53,8 @@ def pull(
     """
     from vaezoo.store import hub
     from vaezoo.store.checkpoint import read_config
-    from vaezoo.errors import UsageError
 
-    need = {"all": "all", "onnx": "graphs", "torch": "weights"}.get(files)
-    if need is None:
-        raise UsageError(f"--files must be all, onnx or torch, not {files!r}")
+    need = {Files.all: "all", Files.onnx: "graphs", Files.torch: "weights"}[files]
     repo, rev = _hub_target(model, revision)
     folder = hub.fetch(repo, rev, need=need, offline=offline, force=force)
     config = read_config(folder)
@@ -72,16 +70,16 @@ def pull(
 
 @app.command()
 def push(
-    model: str = Model,
-    repo_id: str = typer.Argument(..., help="Hub repo org/name to upload to (created when missing)."),
-    private: bool = typer.Option(False, "--private", help="Create the repo as private (an existing repo keeps its visibility)."),
-    revision: Optional[str] = typer.Option(None, "--revision", help="Branch to commit to (created from main when missing); default main."),
-    commit_message: Optional[str] = typer.Option(None, "--commit-message", "-m", help="Commit message."),
-    card: Optional[Path] = typer.Option(None, "--card", help="Upload this Markdown file as README.md instead of the checkpoint's card."),
-    overwrite_card: bool = typer.Option(False, "--overwrite-card", help="Replace a README.md on the Hub that was edited by hand."),
-    keep_card: bool = typer.Option(False, "--keep-card", help="Leave the Hub's README.md as it is (upload no card)."),
-    rehash: bool = typer.Option(False, "--rehash", help="Re-list the folder's files and their SHA-256 instead of requiring the recorded manifest to match."),
-    as_json: bool = Json,
+    model: ModelArg,
+    repo_id: Annotated[str, typer.Argument(help="Hub repo org/name to upload to (created when missing).")],
+    private: Annotated[bool, typer.Option("--private", help="Create the repo as private (an existing repo keeps its visibility).")] = False,
+    revision: RevisionOpt = None,
+    commit_message: Annotated[Optional[str], typer.Option("--commit-message", "-m", help="Commit message.")] = None,
+    card: Annotated[Optional[Path], typer.Option("--card", help="Upload this Markdown file as README.md instead of the checkpoint's card.")] = None,
+    overwrite_card: Annotated[bool, typer.Option("--overwrite-card", help="Replace a README.md on the Hub that was edited by hand.")] = False,
+    keep_card: Annotated[bool, typer.Option("--keep-card", help="Leave the Hub's README.md as it is (upload no card).")] = False,
+    rehash: Annotated[bool, typer.Option("--rehash", help="Re-list the folder's files and their SHA-256 instead of requiring the recorded manifest to match.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Upload a checkpoint (config, weights, metrics, ONNX graphs, model card) to the Hub in one commit.
 
@@ -110,11 +108,11 @@ def push(
 
 @app.command()
 def card(
-    model: str = Model,
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the card here (e.g. model_cards/<id>.md); default: stdout."),
-    repo: Optional[str] = typer.Option(None, "--repo", help="Hub repo the usage examples point at (default: the recipe's hub.repo)."),
-    force: bool = Force,
-    offline: bool = Offline,
+    model: ModelArg,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write the card here (e.g. model_cards/<id>.md); default: stdout.")] = None,
+    repo: Annotated[Optional[str], typer.Option("--repo", help="Hub repo the usage examples point at (default: the recipe's hub.repo).")] = None,
+    force: ForceOpt = False,
+    offline: OfflineOpt = False,
 ) -> None:
     """Generate a model card (README.md) from a checkpoint and its recipe.
 
