@@ -67,3 +67,46 @@ def _val_labels():
     from vaezoo.data import load_dataset
 
     return load_dataset("mnist5k", "val").y
+
+
+def test_taming_table_prints_ours_beside_the_slides(tmp_path):
+    r = _run("taming_table.py", "--seeds", "0,1", "--steps", "3", "--draws", "2", "--examples", "64", "--threads", "1",
+             "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    rows = {line.split("|")[0].strip(): [c.strip() for c in line.split("|")[1:]] for line in r.stdout.splitlines() if "|" in line}
+    assert {"VAE", "beta-VAE (0.5)", "GECO", "GECO + IWAE"} <= set(rows)
+    assert rows["VAE"][-2:] == ["1.58", "55.85"] and rows["GECO + IWAE"][-2:] == ["1.36", "12.92"]   # the slides' MNIST numbers
+    assert "(±" in rows["GECO"][0] and "(±" in rows["GECO"][3] and rows["VAE"][3] == "-"            # ours over 2 seeds; lambda for GECO only
+    res = json.loads((tmp_path / "taming.json").read_text())
+    assert {(x["id"], x["seed"]) for x in res} == {(f"{f}-mnist5k", s) for f in ("vae", "beta-half", "geco", "geco-iwae") for s in (0, 1)}
+    assert all(x["examples"] == 64 and x["squared_error"] > 0 and x["steps"] == 3 for x in res)
+    again = _run("taming_table.py", "--models", "geco", "--seeds", "0", "--steps", "3", "--examples", "64", "--out", str(tmp_path))
+    assert again.returncode == 0 and "training" not in again.stderr   # finished runs are reused
+
+
+def test_marginal_kl_is_zero_when_every_posterior_is_the_prior():
+    """The estimator's definition: q(z|x) = p(z) = N(0, I) for every x gives KL(q(z) || p(z)) ~ 0, and a
+    posterior shifted by 3 in every one of D dimensions gives about D * 4.5 (its KL to the prior)."""
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("taming_table", REPO / "scripts" / "taming_table.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    class Fixed(torch.nn.Module):
+        def __init__(self, shift):
+            super().__init__()
+            self.shift = shift
+            from vaezoo.models.flow import build_prior
+
+            self.prior = build_prior({"kind": "standard"}, 4)
+
+        def encoder(self, x):
+            return torch.full((x.shape[0], 4), self.shift), torch.zeros(x.shape[0], 4)
+
+    torch.manual_seed(0)
+    x = torch.zeros(400, 1)
+    assert abs(mod.marginal_kl(Fixed(0.0), x, draws=5)) < 0.05
+    assert abs(mod.marginal_kl(Fixed(3.0), x, draws=5) - 4 * 4.5) < 0.3

@@ -284,6 +284,7 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
             clear_out(out)
         out.mkdir(parents=True, exist_ok=True)
     model.train()
+    objective.train()   # adaptive objective state (GECO's lambda) moves only in training mode
     t_start = time.perf_counter() - elapsed
     last_stats: dict = {}
     while step < total:
@@ -311,7 +312,7 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
             stats[aux.name] = aux_loss.detach()
         step += 1
         last_stats = {k: float(v) for k, v in stats.items()}
-        bar.advance(1, loss=last_stats["loss"], kl=last_stats["kl"])
+        bar.advance(1, loss=last_stats["loss"], kl=last_stats["kl"], **{k: last_stats[k] for k in objective.progress_stats})
         if ddp.main and (step % int(tcfg["checkpoint_every"]) == 0 or step == total):
             save_state(out / STATE, model, objective, opt, aux_opts, sampler, step, recipe, time.perf_counter() - t_start)
         if stop_after is not None and step >= stop_after:

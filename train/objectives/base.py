@@ -12,9 +12,13 @@ the trainer needs; the trainer knows no family:
 * ``auxiliaries()``: training-only networks with their own optimiser settings; the trainer steps each
   after the model step, on ``aux.loss()`` (computed from detached tensors the objective kept).
 * ``metrics_info()``: extra entries for metrics.json (the labelled subset, ...).
+* ``progress_stats``: names of stats shown on the progress line beside ``loss`` and ``kl`` (GECO's lambda);
+  every stat goes to metrics.json's ``final_stats``.
 
 Every loss term is per example (summed over pixels and latent dimensions, averaged over the batch).
-Schedules are functions of the step, which only the trainer advances, so resuming needs no extra state.
+Schedules are functions of the step, which only the trainer advances, so resuming needs no extra state;
+adaptive state (GECO's Lagrange multiplier and moving average) is a buffer of the objective, saved with
+the training state and restored on resume.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ class Auxiliary:
 
 class Objective(nn.Module):
     batches_per_step = 1
+    progress_stats: tuple[str, ...] = ()
 
     def __init__(self, recipe: dict, dataset_size: int):
         super().__init__()

@@ -36,15 +36,17 @@ def list_cmd(
         typer.echo(f"no model matches {pattern!r}", err=True)
         raise typer.Exit(1)
     width = max(len(r["id"]) for r in rows)
-    typer.echo(f"{'ID':<{width}}  {'FAMILY':<10} {'DATASET':<8} AVAILABLE")
+    fam = max(10, *(len(r["family"]) for r in rows))
+    typer.echo(f"{'ID':<{width}}  {'FAMILY':<{fam}} {'DATASET':<8} AVAILABLE")
     for r in rows:
-        typer.echo(f"{r['id']:<{width}}  {r['family']:<10} {r['dataset']:<8} {','.join(r['available']) or '-'}")
+        typer.echo(f"{r['id']:<{width}}  {r['family']:<{fam}} {r['dataset']:<8} {','.join(r['available']) or '-'}")
 
 
 @app.command()
 def info(model: ModelArg, as_json: JsonOpt = False, offline: OfflineOpt = False) -> None:
     """Show a model's resolved recipe, where it is, and its recorded metrics (a remote-only registry id
     shows its recipe without downloading anything)."""
+    from vaezoo.families import lookup
     from vaezoo.store.checkpoint import METRICS, read_config
     from vaezoo.io.files import read_json
     from vaezoo.store.hub import is_hub_spec
@@ -68,7 +70,9 @@ def info(model: ModelArg, as_json: JsonOpt = False, offline: OfflineOpt = False)
     if as_json:
         typer.echo(json.dumps(record, indent=2))
         return
-    typer.echo(f"# {recipe['id']}  ({recipe.get('paper', '')})")
+    pub = lookup(str(recipe.get("family")))
+    papers = "; ".join(f"{paper} {link}".strip() for paper, link in pub.papers) if pub else recipe.get("paper", "")
+    typer.echo(f"# {recipe['id']}  ({papers})")
     typer.echo(f"# available: {', '.join(record['available']) or 'no (train it with `vaezoo train ' + recipe['id'] + '`)'}")
     if folder:
         typer.echo(f"# path: {folder}")

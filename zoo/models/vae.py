@@ -33,6 +33,23 @@ class Forward:
     log_pz: torch.Tensor     # (B,) log p(z) under the prior (flow: with its log-det)
 
 
+@dataclass
+class ImportanceForward:
+    """k draws per example through ONE decoder pass of B*k codes (IWAE's bound, the importance-sampled NLL)."""
+
+    q: DiagGaussian          # q(z|x), B x D
+    z: torch.Tensor          # (B, k, D) reparameterised draws
+    out: torch.Tensor        # (B*k, ...) decoder outputs, the k draws of an example side by side
+    log_px: torch.Tensor     # (B, k) log p(x|z_i)
+    log_pz: torch.Tensor     # (B, k) log p(z_i) (flow: with its log-det)
+    log_qz: torch.Tensor     # (B, k) log q(z_i|x)
+
+    @property
+    def log_w(self) -> torch.Tensor:
+        """(B, k) log importance weights log p(x, z_i) - log q(z_i|x)."""
+        return self.log_px + self.log_pz - self.log_qz
+
+
 class PriorForward(nn.Module):
     """Exportable part: z -> (eps, logdet)."""
 
@@ -88,17 +105,25 @@ class VAE(nn.Module):
         log_pz = self.prior.log_prob(z)
         return Forward(q.mu, q.logvar, z, out, self.log_px(x, out), q.kl(self.prior, z), log_pz)
 
-    forward = forward_pass  # nn.Module.__call__ (and DDP) run the training forward pass
+    def forward(self, x, k: int | None = None):
+        """nn.Module.__call__ (and DDP) run the training forward pass: one draw per example
+        (:class:`Forward`), or ``k`` draws through one batched decoder pass (:class:`ImportanceForward`)."""
+        return self.forward_pass(x) if k is None else self.importance_pass(x, k)
 
-    def log_weights(self, x, k: int):
-        """(B, k) log p(x|z_k) + log p(z_k) - log q(z_k|x), z_k ~ q(z|x): the importance weights of the NLL."""
+    def importance_pass(self, x, k: int) -> ImportanceForward:
+        """k draws z_i ~ q(z|x) per example, decoded as one batch of B*k codes."""
         q = DiagGaussian(*self.encoder(x))
         z = q.sample(k)                                    # (B, k, D)
         b = x.shape[0]
         zf = z.reshape(b * k, -1)
         xr = x.unsqueeze(1).expand(b, k, *x.shape[1:]).reshape(b * k, *x.shape[1:])
-        log_px = self.log_px(xr, self.decoder(zf)).reshape(b, k)
-        return log_px + self.prior.log_prob(zf).reshape(b, k) - q.log_density(z)
+        out = self.decoder(zf)
+        log_px = self.log_px(xr, out).reshape(b, k)
+        return ImportanceForward(q, z, out, log_px, self.prior.log_prob(zf).reshape(b, k), q.log_density(z))
+
+    def log_weights(self, x, k: int):
+        """(B, k) log p(x|z_k) + log p(z_k) - log q(z_k|x), z_k ~ q(z|x): the importance weights of the NLL."""
+        return self.importance_pass(x, k).log_w
 
     @torch.no_grad()
     def validation_metrics(self, x, y=None, nll_samples: int = 1000) -> dict:
