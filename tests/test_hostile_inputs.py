@@ -314,6 +314,24 @@ def test_error_rows_are_written_in_batches(tmp_path):
     assert len(notes.getvalue().splitlines()) == 1                  # one line for the file
 
 
+def test_non_finite_rows_everywhere_give_bounded_stderr(tmp_path):
+    """NaN in every 7th row: an error row each, and a few stderr lines, not one per chunk of rows."""
+    from vaezoo.runtime import classify as engine
+
+    a = np.full((8 * 1024, 784), 0.5, np.float16)
+    a[::7, 3] = np.nan
+    np.save(tmp_path / "sprinkled.npy", a)
+    buf, notes = io.StringIO(), io.StringIO()
+    s = engine.run(fake_pipe(), [str(tmp_path / "sprinkled.npy")], engine.RowWriter(buf, "csv", [str(i) for i in range(10)], 1),
+                   batch_size=256, progress=False, notes=engine.Notes(stream=notes))
+    rows = list(csv.DictReader(io.StringIO(buf.getvalue())))
+    assert s.failed == len(range(0, len(a), 7)) and len(rows) == len(a)
+    assert [bool(r["error"]) for r in rows] == [i % 7 == 0 for i in range(len(a))]
+    assert [int(r["index"]) for r in rows] == list(range(len(a)))
+    errs = [ln for ln in notes.getvalue().splitlines() if ln.startswith("error: ")]
+    assert len(errs) == 5 + 2 and errs[-1] == "error: 8 in all: chunks with rows that are not finite"
+
+
 def test_encode_csv_is_quoted(d, tmp_path):
     folder = tmp_path / "weird"
     folder.mkdir()
