@@ -205,7 +205,8 @@ def read_array(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     bad = first_nonfinite_row(arr)
     if bad is not None:
         raise UsageError(f"{path} row {bad} is not finite (NaN or inf)")
-    arr = arr.astype(np.float32)
+    with np.errstate(over="ignore"):   # float64 beyond the float32 range: refused below
+        arr = arr.astype(np.float32)
     if len(shape) == 3 and (arr.min() < 0 or arr.max() > 1):
         raise UsageError(f"{path}: float images must be in [0, 1] (got {arr.min():.3g}..{arr.max():.3g}); pass uint8 for 0-255")
     bad = first_nonfinite_row(arr)

@@ -520,7 +520,8 @@ class Reader:
             try:
                 block = arr[s:t]
                 ok = np.isfinite(block.reshape(t - s, -1)).all(axis=1) if inexact else None
-                x = to_model_rows(block, layout, self.shape, scale)
+                with np.errstate(invalid="ignore", over="ignore"):   # signalling NaNs, float64 beyond float32
+                    x = to_model_rows(block, layout, self.shape, scale)
             except Exception as exc:  # the data part cannot be read (a file changed since it was counted)
                 msg = f"cannot read rows {s}..{t - 1} of {src}: {one_line(exc) or type(exc).__name__}"
                 self.notes.error(msg)
@@ -559,7 +560,8 @@ class Reader:
             raise ValueError(f"has dtype {dt}; complex arrays are refused (expected uint8, bool, int or float)")
         if not np.issubdtype(dt, np.number):
             raise ValueError(f"has dtype {dt}; expected uint8 or float")
-        head = np.asarray(arr[: min(n, 1000)], dtype=np.float64)
+        with np.errstate(invalid="ignore"):   # a signalling NaN in random bytes
+            head = np.asarray(arr[: min(n, 1000)], dtype=np.float64)
         if np.issubdtype(dt, np.inexact):
             head = head[np.isfinite(head)]
             if head.size == 0:
