@@ -131,7 +131,9 @@ def test_conversions_and_refusals(tiny_m2, digits, tmp_path):
     files = ["orig.png", "big_rgb_inverted.png", "strip.png", "wrong.npy", "neg.npy", "trunc.npy", "missing.png"]
     text, summ, notes = _run(pipe, [tmp_path / f for f in files])
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert len(rows) == 7 and summ.failed == 5
+    # wrong.npy and neg.npy: an error row per item their headers count (3 each); the others one row each
+    assert len(rows) == 11 and summ.failed == 9 and summ.items == 11
+    assert [r["index"] for r in rows[3:9]] == ["0", "1", "2"] * 2
     assert "converted RGB to greyscale" in notes and "resized 56x56 to 28x28" in notes and "inverted" in notes
     assert rows[0]["label"] == rows[1]["label"]
     errs = {r["source"].split("/")[-1]: r["error"] for r in rows if r["error"]}

@@ -30,14 +30,30 @@ def _terminate(signum, frame) -> None:
     raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C, so half-written temp files are removed
 
 
+def _one_line(text: str) -> str:
+    from vaezoo.io.files import safe_text
+
+    return safe_text(text).replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _warning_line(message, category, filename, lineno, line=None) -> str:
+    """A library's warning (numpy, Pillow on a damaged file) as one line, like vaezoo's own."""
+    return f"warning: {_one_line(str(message))}\n"
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
+    if os.environ.get("VAEZOO_DEBUG") != "1":
+        import warnings
+
+        warnings.formatwarning = _warning_line
     try:
         code = app(standalone_mode=False)  # shell completion requests still exit inside
     except VaezooError as exc:
         if os.environ.get("VAEZOO_DEBUG") == "1":
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        # one line, whatever the message holds (a file name with a newline, bytes that are not UTF-8)
+        print("error: " + _one_line(str(exc)), file=sys.stderr)
         sys.exit(exc.exit_code)
     except _ClickError as exc:
         _usage_error(exc)

@@ -57,6 +57,9 @@ def classify(
         kind = kinds[ext]
         check_writable(output, force)
     pipe = load_pipeline(model, backend.value, device, offline=offline)
+    if top_k > len(pipe.labels) and kind != "npy" and pipe.labels:
+        print(f"warning: --top-k {top_k} is more than the {len(pipe.labels)} classes of {pipe.id}; "
+              f"writing all {len(pipe.labels)}", file=sys.stderr)
 
     def go(fh):
         writer = engine.NpyWriter(fh) if kind == "npy" else engine.RowWriter(fh, kind, pipe.labels, top_k)

@@ -31,18 +31,38 @@ def encode(
     from vaezoo.io.images import load_inputs, save_output
     from vaezoo.runtime.pipeline import load_pipeline
 
+    if output is not None and output.suffix.lower() not in (".csv", ".npy"):
+        raise UsageError(f"unsupported output {output}: use .npy or .csv")
+    if output is not None:
+        check_writable(output, force)   # before any work: an existing output is refused at once
     pipe = load_pipeline(model, backend.value, device, offline=offline)
     x, names = load_inputs(inputs, pipe.shape)
     mu, _ = pipe.encode(x, space.value)
-    header = "source," + ",".join(f"z{i}" for i in range(mu.shape[1]))
-    rows = [f"{name}," + ",".join(f"{v:.6g}" for v in row) for name, row in zip(names, mu)]
-    if output is None:
-        typer.echo("\n".join([header, *rows]))
-        return
-    if output.suffix.lower() == ".csv":
-        check_writable(output, force)
+    if output is None or output.suffix.lower() == ".csv":
+        import csv
+        import io
+        import sys
+
+        from vaezoo.io.files import safe_text
+
+        # the csv module quotes names holding , " or a line break; "\r\n" as its terminator makes it quote
+        # a lone "\r" too, and each row then ends with "\n" as before
+        buf, lines = io.StringIO(), []
+        w = csv.writer(buf, lineterminator="\r\n")
+        for fields in [["source", *(f"z{i}" for i in range(mu.shape[1]))],
+                       *([safe_text(name), *(f"{v:.6g}" for v in row)] for name, row in zip(names, mu.tolist()))]:
+            buf.seek(0)
+            buf.truncate()
+            w.writerow(fields)
+            lines.append(buf.getvalue()[:-2] + "\n")
+        text = "".join(lines)
+        if output is None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return
         with atomic_path(output) as tmp:
-            tmp.write_text("\n".join([header, *rows]) + "\n")
+            with open(tmp, "w", encoding="utf-8", newline="") as fh:
+                fh.write(text)
     elif output.suffix.lower() == ".npy":
         save_output(mu.astype(np.float32), output, force=force)
     else:

@@ -59,16 +59,17 @@ def decode(
 ) -> None:
     """Decode latent codes from a .npy file."""
     from vaezoo.errors import UsageError
+    from vaezoo.io.images import load_npy
     from vaezoo.runtime.pipeline import load_pipeline
 
     output = require_output(output)
+    if latents.is_dir():
+        raise UsageError(f"latents file {latents} is a folder; give a .npy file")
     if not latents.is_file():
         raise UsageError(f"latents file {latents} does not exist")
-    try:
-        z = np.load(latents, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise UsageError(f"cannot read {latents}: {exc}") from None
+    z = load_npy(latents)
     pipe = load_pipeline(model, backend.value, device, offline=offline)
+    z = pipe.check_latents(z, str(latents))   # "latents.npy row 3 is not finite (NaN or inf)"
     if space is Space.generation:
         z = pipe.from_generation(z)
     _write(pipe, pipe.decode(z), output, force, nrow, as_json, "decodings")

@@ -21,11 +21,33 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+def safe_text(s: str) -> str:
+    """``s`` as text that can be written as UTF-8: bytes of a file name that are not valid UTF-8
+    (which Python keeps as surrogate escapes) are written backslash-escaped, as ``bad\\xff.png``."""
+    try:
+        s.encode("utf-8")
+        return s
+    except UnicodeEncodeError:
+        pass
+    try:
+        return s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:   # a lone surrogate that did not come from a file name
+        return s.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def check_writable(path: Path, force: bool) -> None:
-    if path.exists() and not force:
+    """Refuse, in one line, an output that would overwrite a file without --force, replace a folder,
+    or go into a folder that does not exist (or is a file)."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"output {path} is a folder; give a file name")
+    if (path.exists() or path.is_symlink()) and not force:
         raise UsageError(f"{path} exists; pass --force to overwrite it")
-    if path.parent and not path.parent.exists():
-        raise UsageError(f"output folder {path.parent} does not exist")
+    parent = path.parent
+    if not parent.exists():
+        raise UsageError(f"output folder {parent} does not exist")
+    if not parent.is_dir():
+        raise UsageError(f"cannot write {path}: {parent} is a file, not a folder")
 
 
 def pid_alive(pid: int) -> bool:
@@ -62,13 +84,19 @@ def atomic_path(path: str | Path):
     carries this process's id, so the next writer of ``path`` can remove what a killed one left."""
     path = Path(path)
     clean_stale_temps(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
     os.close(fd)
     try:
         yield Path(tmp)
         # mkstemp (and writers that replace the file, like safetensors) leave 0600; give the usual permissions
         os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

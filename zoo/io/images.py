@@ -6,32 +6,66 @@ Every known problem is a UsageError with one line that names the file.
 
 from __future__ import annotations
 
+import errno
 import io
 import math
+import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from vaezoo.errors import UsageError
-from vaezoo.io.files import atomic_path, check_writable
+from vaezoo.io.files import atomic_path, check_writable, safe_text
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 ARRAY_EXTS = {".npy"}
+HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
 
 def warn(msg: str) -> None:
-    print(f"warning: {msg}", file=sys.stderr)
+    print(f"warning: {one_line(safe_text(msg))}", file=sys.stderr)
+
+
+def one_line(msg) -> str:
+    """A message on one line: newlines (from a file name, or a library's message) are escaped."""
+    return str(msg).replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _not_there(p: Path) -> str:
+    """Why ``p`` is neither a file nor a folder, in a few words."""
+    if p.is_symlink() and not p.exists():
+        try:
+            os.stat(p)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                return f"cannot read {p}: {exc.strerror}"
+        return f"input {p} is a broken symlink"
+    try:
+        os.stat(p)
+    except FileNotFoundError:
+        return f"input {p} does not exist"
+    except OSError as exc:
+        return f"cannot read {p}: {exc.strerror}"
+    return f"input {p} is not a regular file or a folder"
 
 
 def expand_inputs(paths: list[str]) -> list[Path]:
-    """Files in argument order; folders expanded recursively in sorted order."""
+    """Files in argument order; folders expanded recursively in sorted order (symlinked folders are not
+    followed, so a symlink loop cannot make the walk go round)."""
     if not paths:
         raise UsageError("no inputs given")
     files: list[Path] = []
-    for p in map(Path, paths):
+    for raw in paths:
+        if not str(raw):   # Path("") would be the current folder
+            raise UsageError("input '' (an empty name) does not exist")
+        p = Path(raw)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTS | ARRAY_EXTS)
+            try:
+                found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTS | ARRAY_EXTS and f.is_file())
+            except OSError as exc:
+                raise UsageError(f"cannot list folder {p}: {exc.strerror or exc}") from None
             if not found:
                 raise UsageError(f"no images or .npy files found in folder {p}")
             files += found
@@ -40,38 +74,120 @@ def expand_inputs(paths: list[str]) -> list[Path]:
                 raise UsageError(f"{p} is not an image (png, jpg, ...) or .npy file")
             files.append(p)
         else:
-            raise UsageError(f"input {p} does not exist")
+            raise UsageError(_not_there(p))
     return files
+
+
+def high_depth_to_unit(im) -> np.ndarray:
+    """A 16-bit (I;16), 32-bit integer (I) or float (F) greyscale image as float32 H x W in [0, 1]:
+    I;16 scaled by 1/65535, I and F by their maximum (at least 1), negative values clipped to 0.
+    The same rule for every command (classify, encode, reconstruct, ...)."""
+    arr = np.asarray(im, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        raise ValueError("holds values that are not finite (NaN or inf)")
+    top = 65535.0 if im.mode.startswith("I;16") else max(float(arr.max()) if arr.size else 1.0, 1.0)
+    return np.clip(arr / top, 0.0, 1.0)
 
 
 def read_image(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     """One image file -> C x H x W float32 in [0, 1], matching ``shape``'s channels."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     c, h, w = shape
     try:
         with Image.open(path) as im:
+            if im.size != (w, h):   # from the header, before decoding anything
+                raise UsageError(f"{path} is {im.size[0]}x{im.size[1]}; this model expects {w}x{h} images")
             im.load()
             src_mode = im.mode
             want = "L" if c == 1 else "RGB"
-            if im.size != (w, h):
-                raise UsageError(f"{path} is {im.size[0]}x{im.size[1]}; this model expects {w}x{h} images")
-            if src_mode not in (want, "P", "LA" if want == "L" else "RGBA"):
-                warn(f"{path}: converted {src_mode} to {want}")
-            arr = np.asarray(im.convert(want), dtype=np.float32) / 255.0
+            if src_mode in HIGH_DEPTH_MODES:
+                arr = high_depth_to_unit(im)
+                warn(f"{path}: scaled {src_mode} to 0-1" + ("" if c == 1 else " and converted it to RGB"))
+                if c != 1:
+                    arr = np.repeat(arr[:, :, None], 3, axis=2)
+            else:
+                if src_mode not in (want, "P", "LA" if want == "L" else "RGBA"):
+                    warn(f"{path}: converted {src_mode} to {want}")
+                arr = np.asarray(im.convert(want), dtype=np.float32) / 255.0
     except UsageError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise UsageError(f"cannot read image {path}: {exc}") from None
+    except Exception as exc:   # Pillow raises many kinds on a damaged or foreign file
+        raise UsageError(f"cannot read image {path}: {one_line(exc) or type(exc).__name__}") from None
     return arr[None] if c == 1 else arr.transpose(2, 0, 1)
 
 
-def read_array(path: Path, shape: tuple[int, ...]) -> np.ndarray:
-    """A .npy of N x shape, N x prod(shape) or N x H x W (grey); uint8 0-255 or float 0-1."""
+@dataclass(frozen=True)
+class NpyHeader:
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran: bool
+    offset: int          # where the data starts
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+def npy_header(path: str | Path) -> NpyHeader:
+    """The header of a .npy file, read without loading anything; ValueError when it is not one."""
+    with open(path, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
+        offset = fh.tell()
+    shape = tuple(int(d) for d in shape)
+    if any(d < 0 for d in shape):
+        raise ValueError(f"header has a negative dimension {shape}")
+    return NpyHeader(shape, np.dtype(dtype), bool(fortran), offset)
+
+
+def npy_problem(path: str | Path, h: NpyHeader) -> str | None:
+    """Why the data of a .npy file with header ``h`` cannot be read (pickled objects, or fewer bytes
+    than the header declares), or None."""
+    if h.dtype.hasobject:
+        return f"holds Python objects (dtype {h.dtype}); they are never unpickled"
+    size = os.stat(path).st_size
+    need = h.offset + h.nbytes
+    if size < need:
+        return (f"is truncated: its header says {' x '.join(map(str, h.shape)) or 'a scalar'} {h.dtype} "
+                f"({need} bytes), the file has {size} bytes")
+    return None
+
+
+def load_npy(path: str | Path) -> np.ndarray:
+    """A whole .npy file, after checking its header against its length (a header that promises more than
+    the file holds is refused before anything is allocated); UsageError with one line otherwise."""
     try:
-        arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise UsageError(f"cannot read {path}: {exc}") from None
+        h = npy_header(path)
+        problem = npy_problem(path, h)
+    except Exception as exc:
+        raise UsageError(f"cannot read {path}: {one_line(exc) or type(exc).__name__}") from None
+    if problem:
+        raise UsageError(f"{path} {problem}")
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise UsageError(f"cannot read {path}: {one_line(exc) or type(exc).__name__}") from None
+
+
+def first_nonfinite_row(arr: np.ndarray) -> int | None:
+    """The first row of ``arr`` holding NaN or inf, or None (integer arrays have none)."""
+    if not np.issubdtype(arr.dtype, np.inexact) or arr.ndim == 0:
+        return None
+    bad = ~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
+    return int(np.argmax(bad)) if bad.any() else None
+
+
+def read_array(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """A .npy of N x shape, N x prod(shape) or N x H x W (grey); uint8 0-255 or float 0-1, every value finite."""
+    arr = load_npy(path)
+    if np.iscomplexobj(arr):
+        raise UsageError(f"{path} has dtype {arr.dtype}; complex arrays are refused (expected uint8 or float)")
     n = arr.shape[0] if arr.ndim else 0
     if arr.ndim == 0 or n == 0:
         raise UsageError(f"{path} holds no examples")
@@ -86,9 +202,16 @@ def read_array(path: Path, shape: tuple[int, ...]) -> np.ndarray:
         return arr.astype(np.float32) / 255.0
     if not np.issubdtype(arr.dtype, np.number):
         raise UsageError(f"{path} has dtype {arr.dtype}; expected uint8 or float")
-    arr = arr.astype(np.float32)
+    bad = first_nonfinite_row(arr)
+    if bad is not None:
+        raise UsageError(f"{path} row {bad} is not finite (NaN or inf)")
+    with np.errstate(over="ignore"):   # float64 beyond the float32 range: refused below
+        arr = arr.astype(np.float32)
     if len(shape) == 3 and (arr.min() < 0 or arr.max() > 1):
         raise UsageError(f"{path}: float images must be in [0, 1] (got {arr.min():.3g}..{arr.max():.3g}); pass uint8 for 0-255")
+    bad = first_nonfinite_row(arr)
+    if bad is not None:
+        raise UsageError(f"{path} row {bad} is beyond the float32 range")
     return arr
 
 

@@ -4,15 +4,24 @@ Inputs, in the order given; folders are walked recursively, entries sorted by na
 
 * image files (PNG, JPEG, BMP, GIF, WebP, TIFF): one item each;
 * ``.npy`` arrays of ``N x 28 x 28``, ``N x 784``, ``N x 1 x 28 x 28`` (or ``N x H x W x C``),
-  memory-mapped: uint8 is read as 0-255; other dtypes are checked on their first rows and read as
-  0-1 or 0-255, and the choice is printed on stderr;
+  memory-mapped: uint8 is read as 0-255; other real dtypes are checked on the finite values of their
+  first 1,000 rows and read as 0-1 or 0-255, and the choice is printed on stderr (complex arrays and
+  pickled objects are refused);
 * IDX files (``*-idx3-ubyte``, ``*.idx``, optionally ``.gz``), as in the MNIST distribution.
 
 The whole stream is counted first (file headers only) so ``--shard i/n`` can take the contiguous
 items ``[floor((i-1) T / n), floor(i T / n))`` of the T items: concatenating the n shard outputs in
 order gives the unsharded output. Items are then read lazily and classified in batches, so memory
-stays flat and the first rows are written before the last input is read. A file that cannot be
-read becomes an error row (and a line on stderr); the rest are still classified. With
+stays flat and the first rows are written before the last input is read.
+
+Every counted item gets exactly one row, in order, so the counts, the shards and the rows always
+agree. An array whose header can be read and whose file holds the bytes it declares counts its N
+rows; if they cannot be read as images (wrong shape or dtype, values out of range) it gives N error
+rows, and a row holding NaN or inf is an error row of its own. A file whose item count is unknown
+(no readable header, truncated, pickled objects, an image that cannot be decoded, a missing file, a
+broken symlink or a symlink loop) is exactly one error row. Each failure is also one line on stderr
+(per file, or per chunk of rows with NaN or inf: five such lines, then a count); the rest are still
+classified. With
 ``--decode-threads N`` (N > 1) image files are decoded in a thread pool; rows, warnings and errors
 still come out in input order, so the output does not depend on N. It is off by default: on a 2-core
 machine it gave no speed-up for 28x28 PNGs nor for 600x600 JPEGs (benchmarks/README.md).
@@ -25,9 +34,11 @@ was done. Images with an aspect ratio beyond 2:1 or a side under 8 pixels are re
 
 from __future__ import annotations
 
+import errno
 import gzip
 import math
 import os
+import stat
 import struct
 import sys
 import time
@@ -38,9 +49,11 @@ from typing import Iterator
 
 import numpy as np
 
-from vaezoo.errors import UsageError
-from vaezoo.runtime.pipeline import models_with, softmax
+from vaezoo.errors import UsageError, VaezooError
+from vaezoo.io.files import safe_text
+from vaezoo.io.images import HIGH_DEPTH_MODES, high_depth_to_unit, npy_header, npy_problem, one_line
 from vaezoo.io.progress import Progress
+from vaezoo.runtime.pipeline import models_with, softmax
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
@@ -91,71 +104,129 @@ class Notes:
 
     def __init__(self, limit: int = 5, stream=None):
         self.limit, self.counts, self.stream = limit, {}, stream or sys.stderr
+        self.error_counts: dict[str, int] = {}
 
     def warn(self, kind: str, msg: str) -> None:
         c = self.counts[kind] = self.counts.get(kind, 0) + 1
         if c <= self.limit:
-            print(f"warning: {msg}", file=self.stream, flush=True)
+            print(f"warning: {one_line(safe_text(msg))}", file=self.stream, flush=True)
         elif c == self.limit + 1:
             print(f"warning: more '{kind}' warnings follow; counting them instead", file=self.stream, flush=True)
 
-    def error(self, msg: str) -> None:
-        print(f"error: {msg}", file=self.stream, flush=True)
+    def error(self, msg: str, kind: str | None = None) -> None:
+        """An error line; with ``kind``, only the first few of that kind, then a count at the end."""
+        if kind is not None:
+            c = self.error_counts[kind] = self.error_counts.get(kind, 0) + 1
+            if c == self.limit + 1:
+                print(f"error: more '{kind}' errors follow; counting them instead", file=self.stream, flush=True)
+            if c > self.limit:
+                return
+        print(f"error: {one_line(safe_text(msg))}", file=self.stream, flush=True)
 
     def summary(self) -> None:
         for kind, c in self.counts.items():
             if c > self.limit:
                 print(f"warning: {c} inputs in all: {kind}", file=self.stream, flush=True)
+        for kind, c in self.error_counts.items():
+            if c > self.limit:
+                print(f"error: {c} in all: {kind}", file=self.stream, flush=True)
 
 
 # ---------------------------------------------------------------- walking the inputs
 @dataclass
 class Entry:
     path: Path
-    kind: str            # image | npy | idx | missing
-    count: int = 1       # items (arrays: rows; unreadable files: 1 error row)
+    kind: str            # image | npy | idx | missing (an input that cannot be read at all)
+    count: int = 1       # items: an array's rows from its header; 1 for an image or an unreadable file
     error: str | None = None
     info: dict = field(default_factory=dict)
 
 
-def walk(paths: list[str], notes: Notes) -> Iterator[tuple[Path, str]]:
-    """(path, kind) in deterministic order; folders recursive with entries sorted by name."""
+def walk(paths: list[str], notes: Notes) -> Iterator[tuple[Path, str, str | None]]:
+    """(path, kind, error) in deterministic order; folders recursive with entries sorted by name.
+
+    ``error`` is set (with kind 'missing') for an input that cannot be read at all: a missing file, a
+    broken symlink, a symlink loop, a folder that cannot be listed; each becomes one error row."""
     if not paths:
         raise UsageError("no inputs given")
-    for p in map(Path, paths):
-        if p.is_dir():
-            yield from _walk_dir(p, notes)
-        elif p.is_file():
-            yield p, sniff(p)
+    for raw in paths:
+        if not str(raw):   # Path("") would be the current folder
+            yield Path(), "missing", "input '' (an empty name) does not exist"
+            continue
+        p = Path(raw)
+        try:
+            st = os.stat(p)
+        except OSError as exc:
+            yield p, "missing", _stat_error(p, exc)
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            yield from _walk_dir(p, st, notes)
+        elif stat.S_ISREG(st.st_mode):
+            yield p, sniff(p), None
         else:
-            yield p, "missing"
+            yield p, "missing", f"input {p} is not a regular file or a folder"
 
 
-def _walk_dir(folder: Path, notes: Notes) -> Iterator[tuple[Path, str]]:
+def _stat_error(p: Path, exc: OSError, top: bool = True) -> str:
+    name = f"input {p}" if top else str(p)
+    if isinstance(exc, FileNotFoundError):
+        return f"{name} is a broken symlink" if os.path.islink(p) else f"{name} does not exist"
+    if exc.errno == errno.ELOOP:
+        return f"{name} is a symlink loop"
+    return f"cannot read {p}: {exc.strerror or exc}"
+
+
+def _listing(folder: Path) -> list:
+    with os.scandir(folder) as it:
+        return sorted(it, key=lambda e: e.name)
+
+
+def _walk_dir(root: Path, st, notes: Notes) -> Iterator[tuple[Path, str, str | None]]:
+    """Depth first, without recursion (a deep tree cannot exhaust the stack); a symlink that leads back
+    to a folder being walked is an error row, not a loop."""
     try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        entries = _listing(root)
     except OSError as exc:
-        notes.error(f"cannot list folder {folder}: {exc}")
-        yield folder, "missing"
+        yield root, "missing", f"cannot list folder {root}: {exc.strerror or exc}"
         return
-    for e in entries:
+    stack = [(iter(entries), {(st.st_dev, st.st_ino): root})]
+    while stack:
+        it, ancestors = stack[-1]
+        e = next(it, None)
+        if e is None:
+            stack.pop()
+            continue
         path = Path(e.path)
-        if e.is_dir(follow_symlinks=True):
-            yield from _walk_dir(path, notes)
-        elif e.is_file(follow_symlinks=True):
+        try:
+            is_dir = e.is_dir(follow_symlinks=True)
+            is_file = not is_dir and e.is_file(follow_symlinks=True)
+            sub = e.stat(follow_symlinks=True) if is_dir else None
+        except OSError as exc:
+            yield path, "missing", _stat_error(path, exc, top=False)
+            continue
+        if is_dir:
+            key = (sub.st_dev, sub.st_ino)
+            if key in ancestors:
+                yield path, "missing", f"{path} is a symlink loop (it leads back to {ancestors[key]})"
+                continue
+            try:
+                sub_entries = _listing(path)
+            except OSError as exc:
+                yield path, "missing", f"cannot list folder {path}: {exc.strerror or exc}"
+                continue
+            stack.append((iter(sub_entries), {**ancestors, key: path}))
+        elif is_file:
             k = kind_of(path)
             if k:
-                yield path, k
+                yield path, k, None
             elif not e.name.startswith("."):
                 notes.warn("skipped files", f"{path}: skipped (not an image, .npy or IDX file)")
-
-
-def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
-    with open(path, "rb") as fh:
-        version = np.lib.format.read_magic(fh)
-        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, fortran, dtype = read(fh)
-    return tuple(shape), np.dtype(dtype)
+        elif kind_of(path):    # a broken symlink, a FIFO, a socket named like an input
+            broken = e.is_symlink() and not os.path.exists(path)
+            yield path, "missing", f"{path} is a broken symlink" if broken else f"{path} is not a regular file"
+        elif not e.name.startswith("."):
+            broken = e.is_symlink() and not os.path.exists(path)
+            notes.warn("skipped files", f"{path}: skipped ({'a broken symlink' if broken else 'not a regular file'})")
 
 
 def _idx_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int, bool]:
@@ -166,30 +237,77 @@ def _idx_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int, bool]:
         if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in IDX_TYPES:
             raise ValueError("not an IDX file (bad magic number)")
         nd = head[3]
-        dims = struct.unpack(f">{nd}I", fh.read(4 * nd))
+        raw = fh.read(4 * nd)
+        if len(raw) < 4 * nd:
+            raise ValueError("the IDX header is truncated")
+        dims = struct.unpack(f">{nd}I", raw)
     return tuple(dims), np.dtype(IDX_TYPES[head[2]]), 4 + 4 * nd, gz
 
 
-def inspect(path: Path, kind: str) -> Entry:
-    """Count a file's items from its header; an unreadable header is one error item."""
+def _gz_length_at_least(path: Path, need: int) -> bool:
+    """Whether a gzipped file holds at least ``need`` bytes once decompressed: the gzip trailer's
+    length (mod 2**32) when it matches, else by decompressing (stopping at ``need`` bytes)."""
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        if fh.tell() >= 18:
+            fh.seek(-4, os.SEEK_END)
+            if int.from_bytes(fh.read(4), "little") == need % 2**32:
+                return True
+    got = 0
+    with gzip.open(path, "rb") as fh:
+        while got < need:
+            chunk = fh.read(min(1 << 20, need - got))
+            if not chunk:
+                return False
+            got += len(chunk)
+    return True
+
+
+def inspect(path: Path, kind: str, error: str | None = None) -> Entry:
+    """Count a file's items from its header (no data is read).
+
+    The count is the header's N (an array's first dimension) when the header can be read and the file
+    holds all the bytes it declares; then every one of the N items gets a row, and an array whose rows
+    cannot be read gives N error rows. Otherwise (no header, a truncated file, pickled objects, no rows
+    of images) the file is one error row, since how many items it holds is unknown."""
+    if error is not None:
+        return Entry(path, "missing", 1, error)
     if kind == "missing":
         return Entry(path, kind, 1, f"input {path} does not exist")
     if kind == "image":
         return Entry(path, kind)
     try:
         if kind == "npy":
-            shape, dtype = _npy_header(path)
-            info = {"shape": shape, "dtype": dtype}
-            size = path.stat().st_size
+            h = npy_header(path)
+            shape, dtype = h.shape, h.dtype
+            info = {"shape": shape, "dtype": dtype, "offset": h.offset, "fortran": h.fortran, "gz": False}
         else:
             shape, dtype, offset, gz = _idx_header(path)
             info = {"shape": shape, "dtype": dtype, "offset": offset, "gz": gz}
-        if len(shape) < 2 or shape[0] == 0:
-            what = "labels (1-d)" if len(shape) == 1 else "no examples"
-            return Entry(path, kind, 1, f"{path} holds {what}, not images (shape {shape})")
-        return Entry(path, kind, int(shape[0]), None, info)
     except Exception as exc:  # truncated or foreign file: one error row
-        return Entry(path, kind, 1, f"cannot read {path}: {exc}")
+        return Entry(path, kind, 1, f"cannot read {path}: {one_line(exc) or type(exc).__name__}")
+    if dtype.hasobject:
+        return Entry(path, kind, 1, f"{path} holds Python objects (dtype {dtype}); they are never unpickled")
+    if len(shape) < 2 or shape[0] == 0:
+        what = "a scalar" if not shape else "labels (1-d)" if len(shape) == 1 else "no examples"
+        return Entry(path, kind, 1, f"{path} holds {what}, not images (shape {shape})")
+    if math.prod(shape[1:]) == 0:
+        return Entry(path, kind, 1, f"{path} holds empty rows, not images (shape {shape})")
+    try:
+        if kind == "npy":
+            problem = npy_problem(path, h)
+        else:
+            need = info["offset"] + math.prod(shape) * dtype.itemsize
+            if info["gz"]:
+                ok = _gz_length_at_least(path, need)
+            else:
+                ok = path.stat().st_size >= need
+            problem = None if ok else f"is truncated: its header says {' x '.join(map(str, shape))} ({need} bytes)"
+    except Exception as exc:
+        return Entry(path, kind, 1, f"cannot read {path}: {one_line(exc) or type(exc).__name__}")
+    if problem:
+        return Entry(path, kind, 1, f"{path} {problem}")
+    return Entry(path, kind, int(shape[0]), None, info)
 
 
 # ---------------------------------------------------------------- reading
@@ -249,10 +367,9 @@ class ImageReader:
                 bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
                 im = Image.alpha_composite(bg, im)
                 done.append("composited transparency onto white")
-            if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-                arr = np.asarray(im, dtype=np.float32)
-                top = 65535.0 if mode.startswith("I;16") else max(float(arr.max()), 1.0)
-                im = Image.fromarray(np.clip(arr / top * 255.0, 0, 255).astype(np.uint8))
+            if mode in HIGH_DEPTH_MODES:
+                unit = high_depth_to_unit(im)    # the rule every command uses (vaezoo.io.images)
+                im = Image.fromarray((unit * 255.0).astype(np.uint8))
                 done.append(f"scaled {mode} to 8 bits")
             if im.mode != want:
                 if im.mode not in ("P", "RGBA") or want == "L":
@@ -288,15 +405,17 @@ _FLUSH = object()   # Reader._items: finish the pending images before going on
 
 @dataclass
 class Block:
-    """A run of consecutive items: ``x`` rows (or one error) from one source file."""
+    """A run of consecutive items from one source file: ``x`` rows, or ``n`` items that all failed
+    with ``error`` (one error row each)."""
 
     source: str
-    start: int | None    # index of the first row inside the file (None for an image file)
+    start: int | None    # index of the first row inside the file (None for an image or an unreadable file)
     x: np.ndarray | None
     error: str | None = None
+    n: int = 1           # items of an error block
 
     def __len__(self) -> int:
-        return 1 if self.x is None else len(self.x)
+        return self.n if self.x is None else len(self.x)
 
 
 class Reader:
@@ -362,26 +481,25 @@ class Reader:
                 continue
             if e.kind != "image" and ex is not None:
                 yield _FLUSH   # the images before this entry first: its messages come after theirs
-            if e.error:
+            if e.error:    # an unreadable file of unknown size: one error row
                 self.notes.error(e.error)
-                yield Block(str(e.path), None, None, e.error)
+                yield Block(str(e.path), None, None, e.error, n=b - a)
             elif e.kind == "image":
                 yield (e.path, None if ex is None else ex.submit(self.image.read, e.path))
             else:
                 yield from self._array(e, a - (pos - e.count), b - (pos - e.count))
 
     def _open_array(self, e: Entry):
-        if e.kind == "npy":
-            try:
-                return np.load(e.path, mmap_mode="r", allow_pickle=False)
-            except ValueError:
-                return np.load(e.path, allow_pickle=False)
+        """The array an entry's header describes, memory-mapped (inspect checked the file's length)."""
         shape, dtype, off, gz = e.info["shape"], e.info["dtype"], e.info["offset"], e.info["gz"]
         if not gz:
-            return np.memmap(e.path, dtype=dtype, mode="r", offset=off, shape=shape)
+            order = "F" if e.info.get("fortran") else "C"
+            return np.memmap(e.path, dtype=dtype, mode="r", offset=off, shape=shape, order=order)
         return _GzIdx(e.path, shape, dtype, off)
 
     def _array(self, e: Entry, a: int, b: int) -> Iterator[Block]:
+        """Items [a, b) of an array file, in chunks. An array whose rows cannot be read as images (shape,
+        dtype, values) gives one error row per item; a row with NaN or inf is an error row of its own."""
         src = str(e.path)
         try:
             arr = self._open_array(e)
@@ -391,48 +509,83 @@ class Reader:
                 raise ValueError(f"has shape {tuple(arr.shape)}; expected N x {c} x {h} x {w}, N x {h} x {w} or N x {c * h * w}")
             scale, clip = self._scale(e, arr)
         except Exception as exc:
-            msg = f"{src} {exc}" if str(exc).startswith("has ") else f"cannot read {src}: {exc}"
-            self.notes.error(msg)
-            yield Block(src, None, None, msg)
+            text = one_line(exc) or type(exc).__name__
+            msg = f"{src} {text}" if text.startswith("has ") else f"cannot read {src}: {text}"
+            self.notes.error(msg if b - a == 1 else f"{msg} ({b - a} error rows)")
+            yield Block(src, a, None, msg, n=b - a)
             return
+        inexact = np.issubdtype(arr.dtype, np.inexact)
         for s in range(a, b, self.chunk):
             t = min(b, s + self.chunk)
             try:
-                x = to_model_rows(arr[s:t], layout, self.shape, scale)
-            except Exception as exc:  # truncated data part
-                msg = f"cannot read rows {s}..{t - 1} of {src}: {exc}"
+                block = arr[s:t]
+                ok = np.isfinite(block.reshape(t - s, -1)).all(axis=1) if inexact else None
+                with np.errstate(invalid="ignore", over="ignore"):   # signalling NaNs, float64 beyond float32
+                    x = to_model_rows(block, layout, self.shape, scale)
+            except Exception as exc:  # the data part cannot be read (a file changed since it was counted)
+                msg = f"cannot read rows {s}..{t - 1} of {src}: {one_line(exc) or type(exc).__name__}"
                 self.notes.error(msg)
-                for i in range(s, t):
-                    yield Block(src, i, None, msg)
+                yield Block(src, s, None, msg, n=t - s)
                 continue
+            if ok is not None and not ok.all():
+                x = x if x.flags.writeable else x.copy()
+                x[~ok] = 0.0
             if clip:
                 lo_, hi_ = float(x.min()), float(x.max())
                 if lo_ < 0 or hi_ > 1:
+                    x = x if x.flags.writeable else x.copy()   # a view of a read-only memory map
                     self.notes.warn("clipped values", f"{src} rows {s}..{t - 1}: values {lo_:.3g}..{hi_:.3g} clipped to [0, 1]")
                     np.clip(x, 0, 1, out=x)
-            yield Block(src, s, x)
+            if ok is None or ok.all():
+                yield Block(src, s, x)
+                continue
+            bad = np.flatnonzero(~ok)
+            shown = ", ".join(str(s + int(j)) for j in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+            self.notes.error(f"{src}: {len(bad)} of rows {s}..{t - 1} are not finite (NaN or inf): row {shown}",
+                             kind="chunks with rows that are not finite")
+            yield from _runs(src, s, x, ok)
 
     def _scale(self, e: Entry, arr) -> tuple[float, bool]:
-        """1/255 for uint8 and for 0-255 data, 1 for 0-1 data; say which on stderr."""
+        """1/255 for uint8 and for 0-255 data, 1 for 0-1 data; say which on stderr. Decided from the
+        finite values of the first 1,000 rows (rows with NaN or inf become error rows of their own)."""
         n, dt = arr.shape[0], arr.dtype
         shape_s = " x ".join(map(str, arr.shape))
         if dt == np.uint8:
-            print(f"{e.path}: {shape_s} uint8, read as 0-255 (scaled by 1/255)", file=self.notes.stream, flush=True)
+            print(f"{one_line(safe_text(str(e.path)))}: {shape_s} uint8, read as 0-255 (scaled by 1/255)", file=self.notes.stream, flush=True)
             return 1.0 / 255.0, False
         if dt == np.bool_:
-            print(f"{e.path}: {shape_s} bool, read as 0/1", file=self.notes.stream, flush=True)
+            print(f"{one_line(safe_text(str(e.path)))}: {shape_s} bool, read as 0/1", file=self.notes.stream, flush=True)
             return 1.0, False
+        if np.issubdtype(dt, np.complexfloating):
+            raise ValueError(f"has dtype {dt}; complex arrays are refused (expected uint8, bool, int or float)")
         if not np.issubdtype(dt, np.number):
             raise ValueError(f"has dtype {dt}; expected uint8 or float")
-        head = np.asarray(arr[: min(n, 1000)], dtype=np.float64)
+        with np.errstate(invalid="ignore"):   # a signalling NaN in random bytes
+            head = np.asarray(arr[: min(n, 1000)], dtype=np.float64)
+        if np.issubdtype(dt, np.inexact):
+            head = head[np.isfinite(head)]
+            if head.size == 0:
+                raise ValueError(f"has no finite values in its first {min(n, 1000)} rows (NaN or inf only)")
         lo, hi = float(head.min()), float(head.max())
         if lo >= 0 and hi <= 1.0:
-            print(f"{e.path}: {shape_s} {dt}, values in [0, 1]: read as 0-1", file=self.notes.stream, flush=True)
+            print(f"{one_line(safe_text(str(e.path)))}: {shape_s} {dt}, values in [0, 1]: read as 0-1", file=self.notes.stream, flush=True)
             return 1.0, True
         if lo >= 0 and hi <= 255.0:
-            print(f"{e.path}: {shape_s} {dt}, values up to {hi:.4g}: read as 0-255 (scaled by 1/255)", file=self.notes.stream, flush=True)
+            print(f"{one_line(safe_text(str(e.path)))}: {shape_s} {dt}, values up to {hi:.4g}: read as 0-255 (scaled by 1/255)", file=self.notes.stream, flush=True)
             return 1.0 / 255.0, True
         raise ValueError(f"has values {lo:.4g}..{hi:.4g}; expected uint8 0-255 or float 0-1 (or 0-255)")
+
+
+def _runs(src: str, s: int, x: np.ndarray, ok: np.ndarray) -> Iterator[Block]:
+    """Rows ``x`` (rows s, s+1, ... of ``src``) as blocks of good rows and error blocks of non-finite rows."""
+    edges = np.flatnonzero(np.diff(ok.astype(np.int8))) + 1
+    bounds = [0, *edges.tolist(), len(ok)]
+    for u, v in zip(bounds[:-1], bounds[1:]):
+        if ok[u]:
+            yield Block(src, s + u, x[u:v])
+        else:
+            what = f"row {s + u} is" if v - u == 1 else f"rows {s + u}..{s + v - 1} are"
+            yield Block(src, s + u, None, f"{src} {what} not finite (NaN or inf)", n=v - u)
 
 
 class _GzIdx:
@@ -475,26 +628,26 @@ def shard_range(total: int, i: int, n: int) -> tuple[int, int]:
 
 
 def batches(blocks: Iterator[Block], size: int) -> Iterator[tuple[list[tuple[Block, int, int]], np.ndarray | None]]:
-    """Group blocks into batches of at most ``size`` rows: (pieces, x) with pieces (block, a, b)."""
+    """Group blocks into batches of at most ``size`` rows (error rows count too, so a file of a million
+    error rows is written in batches as well): (pieces, x) with pieces (block, a, b) and x the
+    concatenated rows of the pieces that have any (None when none has)."""
     pieces: list[tuple[Block, int, int]] = []
     xs: list[np.ndarray] = []
     rows = 0
     for blk in blocks:
-        if blk.x is None:
-            pieces.append((blk, 0, 1))
-            continue
-        a = 0
-        while a < len(blk.x):
-            b = min(len(blk.x), a + size - rows)
+        m, a = len(blk), 0
+        while a < m:
+            b = min(m, a + size - rows)
             pieces.append((blk, a, b))
-            xs.append(blk.x[a:b])
+            if blk.x is not None:
+                xs.append(blk.x[a:b])
             rows += b - a
             a = b
             if rows >= size:
-                yield pieces, (xs[0] if len(xs) == 1 else np.concatenate(xs))
+                yield pieces, (None if not xs else xs[0] if len(xs) == 1 else np.concatenate(xs))
                 pieces, xs, rows = [], [], 0
     if pieces:
-        yield pieces, (np.concatenate(xs) if xs else None)
+        yield pieces, (None if not xs else xs[0] if len(xs) == 1 else np.concatenate(xs))
 
 
 @dataclass
@@ -508,8 +661,17 @@ class Summary:
 
 
 def count_entries(paths: list[str]) -> int:
+    """Items in the whole stream, from file headers only. A folder given as an input that holds no
+    image, .npy or IDX file is refused (UsageError), as encode refuses it."""
+    total = 0
     with open(os.devnull, "w") as sink:
-        return sum(inspect(p, k).count for p, k in walk(paths, Notes(limit=0, stream=sink)))
+        notes = Notes(limit=0, stream=sink)
+        for p in paths:
+            count = sum(inspect(*item).count for item in walk([p], notes))
+            if count == 0:
+                raise UsageError(f"no images, .npy or IDX files found in folder {safe_text(str(p))}")
+            total += count
+    return total
 
 
 def run(pipe, paths: list[str], writer, *, batch_size: int = 512, shard: str | None = None,
@@ -537,27 +699,29 @@ def run(pipe, paths: list[str], writer, *, batch_size: int = 512, shard: str | N
     mnist_like = shape[0] == 1 and pipe.config.get("output", {}).get("likelihood") == "bernoulli"
     reader = Reader(shape, notes, chunk=max(batch_size, 1024), mnist_like=mnist_like,
                     threads=threads)
-    entries = (inspect(p, k) for p, k in walk(paths, notes))   # pass 2: read lazily
+    entries = (inspect(*item) for item in walk(paths, notes))   # pass 2: read lazily
     item = lo
     for pieces, x in batches(reader.blocks(entries, lo, hi), batch_size):
         logits = pipe.classify_logits(x) if x is not None else None
         rows = []
         r = 0
         for blk, a, b in pieces:
-            if blk.x is None:
-                rows.append((item, blk.source, blk.start, None, blk.error))
-                item += 1
-                summ.failed += 1
-                continue
             m = b - a   # one tuple per row, built by C iterators (no per-row Python statements)
             idx = repeat(None, m) if blk.start is None else range(blk.start + a, blk.start + b)
-            rows.extend(zip(range(item, item + m), repeat(blk.source, m), idx, range(r, r + m), repeat(None, m)))
+            if blk.x is None:   # m error rows
+                rows.extend(zip(range(item, item + m), repeat(blk.source, m), idx, repeat(None, m), repeat(blk.error, m)))
+                summ.failed += m
+            else:
+                rows.extend(zip(range(item, item + m), repeat(blk.source, m), idx, range(r, r + m), repeat(None, m)))
+                r += m
+                summ.classified += m
             item += m
-            r += m
-            summ.classified += m
         writer.write(rows, logits)
         bar.advance(len(rows))
     bar.close()
+    if item != hi:   # only when files change between the two passes; the atomic output is then dropped
+        raise VaezooError(f"the inputs changed while they were classified: {hi - lo} items were counted, "
+                          f"{item - lo} read; run again on inputs that are not being written")
     writer.end()
     notes.summary()
     summ.seconds = time.perf_counter() - t0
@@ -600,12 +764,15 @@ class RowWriter:
         last_src, s = None, ""
         if self.fmt == "csv":
             empty = "," * (2 * (self.k - 1))
+            last_err, e = None, ""
             for item, src, idx, r, err in rows:
                 if src is not last_src:
-                    last_src, s = src, _csv(src)
+                    last_src, s = src, _csv(safe_text(src))
                 i = "" if idx is None else idx
                 if err is not None:
-                    out.append(f"{item},{s},{i},,{empty},{_csv(err)}\n")
+                    if err is not last_err:
+                        last_err, e = err, _csv(safe_text(err))
+                    out.append(f"{item},{s},{i},,{empty},{e}\n")
                 elif self.k == 1:
                     out.append(f"{item},{s},{i},{labs[r]},{probs[r]},\n")
                 else:
@@ -615,11 +782,13 @@ class RowWriter:
             import json
 
             for item, src, idx, r, err in rows:
+                if src is not last_src:
+                    last_src, s = src, safe_text(src)
                 if err is not None:
-                    rec = {"item": item, "source": src, "index": idx, "label": None, "prob": None, "top_k": [], "error": err}
+                    rec = {"item": item, "source": s, "index": idx, "label": None, "prob": None, "top_k": [], "error": safe_text(err)}
                 else:
                     tk = [{"label": labs[r][j], "prob": probs[r][j]} for j in range(self.k)]
-                    rec = {"item": item, "source": src, "index": idx, "label": tk[0]["label"], "prob": tk[0]["prob"], "top_k": tk, "error": None}
+                    rec = {"item": item, "source": s, "index": idx, "label": tk[0]["label"], "prob": tk[0]["prob"], "top_k": tk, "error": None}
                 out.append(json.dumps(rec) + "\n")
         self.fh.write("".join(out))
         self.fh.flush()

@@ -12,6 +12,7 @@ All inputs and outputs are numpy float32; images are N x C x H x W in [0, 1].
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,28 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return (p / p.sum(1, keepdims=True)).astype(np.float32)
 
 
+def check_finite(a: np.ndarray, what: str) -> np.ndarray:
+    """``a`` unchanged, or a UsageError naming the first row (``what`` row i) that holds NaN or inf."""
+    if np.issubdtype(a.dtype, np.inexact) and a.ndim and len(a):
+        bad = ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
+        if bad.any():
+            raise UsageError(f"{what} row {int(np.argmax(bad))} is not finite (NaN or inf)")
+    return a
+
+
+def check_number(value: float, option: str, minimum: float | None = None) -> float:
+    """A finite number for ``option`` (>= ``minimum`` when given), or a one-line UsageError."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{option} must be a number, not {value!r}") from None
+    if not math.isfinite(v):
+        raise UsageError(f"{option} must be a finite number, not {value}")
+    if minimum is not None and v < minimum:
+        raise UsageError(f"{option} must be >= {minimum:g}")
+    return v
+
+
 class Pipeline:
     def __init__(self, config: dict, backend, folder: Path | None = None):
         self.config = config
@@ -58,24 +81,26 @@ class Pipeline:
     def noise(self, n: int, seed: int = 0, temperature: float = 1.0) -> np.ndarray:
         if n < 1:
             raise UsageError("-n must be at least 1")
-        if temperature < 0:
-            raise UsageError("--temperature must be >= 0")
+        temperature = check_number(temperature, "--temperature", minimum=0)
         rng = np.random.default_rng(seed)
         return (rng.standard_normal((n, self.latent_dim)) * temperature).astype(np.float32)
 
-    def check_latents(self, z: np.ndarray) -> np.ndarray:
+    def check_latents(self, z: np.ndarray, what: str = "latents") -> np.ndarray:
+        """N x latent_dim real, finite codes as float32 (``what`` names them in errors)."""
         z = np.asarray(z)
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise UsageError(f"latents must have shape N x {self.latent_dim} for {self.id}, got {tuple(z.shape)}")
+            raise UsageError(f"{what} must have shape N x {self.latent_dim} for {self.id}, got {tuple(z.shape)}")
         if not np.issubdtype(z.dtype, np.floating):
-            raise UsageError(f"latents must be floating point, got {z.dtype}")
-        return z.astype(np.float32)
+            raise UsageError(f"{what} must be real floating point, got {z.dtype}")
+        return check_finite(z.astype(np.float32), what)   # also catches float64 beyond the float32 range
 
     def check_inputs(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
         if x.ndim < 2 or tuple(x.shape[1:]) != self.shape:
             raise UsageError(f"inputs must have shape N x {' x '.join(map(str, self.shape))} for {self.id}, got {tuple(x.shape)}")
-        return x.astype(np.float32)
+        if np.iscomplexobj(x) or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+            raise UsageError(f"inputs must be real numbers, got {x.dtype}")
+        return check_finite(x.astype(np.float32), "inputs")
 
     # -- labels (semi-supervised and other conditional models)
     def label_index(self, label) -> int:
@@ -184,6 +209,7 @@ class Pipeline:
         The base point is the encoding of ``x`` (its first example) or a prior draw from ``seed``.
         Returns (len(dims) * steps, ...) outputs in row-major order.
         """
+        span = check_number(span, "--span")
         base = self.encode(x[:1], "generation")[0][0] if x is not None else self.noise(1, seed)[0]
         dims = list(range(self.latent_dim)) if dims is None else dims
         bad = [d for d in dims if not 0 <= d < self.latent_dim]
