@@ -13,12 +13,25 @@ from vaezoo.cli.options import (Backend, BackendOpt, DeviceOpt, ForceOpt, JsonOp
                                 SeedOpt, Space, SpaceOpt, StepsOpt, TemperatureOpt, emit, require_output)
 
 
-def _write(pipe, data, output: Path, force: bool, nrow, as_json: bool, what: str) -> None:
-    from vaezoo.io.images import save_output
+def _output(output: Optional[Path], force: bool) -> Path:
+    """The -o file, checked before the model is even loaded (an existing file, a bad extension...)."""
+    from vaezoo.io.images import check_output
 
-    save_output(data, output, force=force, nrow=nrow)
-    emit({"model": pipe.id, "output": str(output), "count": int(data.shape[0]), "backend": pipe.backend.name},
-         as_json, f"wrote {data.shape[0]} {what} to {output}")
+    return check_output(require_output(output), force)
+
+
+def _write(pipe, data, output: Path, force: bool, nrow, as_json: bool, what: str) -> None:
+    _write_batches(pipe, [data], len(data), output, force, nrow, as_json, what)
+
+
+def _write_batches(pipe, batches, count: int, output: Path, force: bool, nrow, as_json: bool, what: str) -> None:
+    """Write ``count`` outputs as they are computed (a .npy streams; a PNG of too many is refused first)."""
+    from vaezoo.io.images import check_output, save_batches
+
+    check_output(output, force, count, images=pipe.is_image)
+    save_batches(batches, output, count, force=force, nrow=nrow)
+    emit({"model": pipe.id, "output": str(output), "count": int(count), "backend": pipe.backend.name},
+         as_json, f"wrote {count} {what} to {output}")
 
 
 @app.command()
@@ -39,9 +52,9 @@ def sample(
     """Draw samples: eps ~ N(0, T^2 I) (numpy, from --seed) -> prior_inverse -> decoder."""
     from vaezoo.runtime.pipeline import load_pipeline
 
-    output = require_output(output)
+    output = _output(output, force)
     pipe = load_pipeline(model, backend.value, device, offline=offline)
-    _write(pipe, pipe.sample(n, seed, temperature, label), output, force, nrow, as_json, "samples")
+    _write_batches(pipe, pipe.sample_batches(n, seed, temperature, label), n, output, force, nrow, as_json, "samples")
 
 
 @app.command()
@@ -62,7 +75,7 @@ def decode(
     from vaezoo.io.images import load_npy
     from vaezoo.runtime.pipeline import load_pipeline
 
-    output = require_output(output)
+    output = _output(output, force)
     if latents.is_dir():
         raise UsageError(f"latents file {latents} is a folder; give a .npy file")
     if not latents.is_file():
@@ -95,15 +108,15 @@ def traverse(
     from vaezoo.io.images import load_inputs
     from vaezoo.runtime.pipeline import load_pipeline
 
-    output = require_output(output)
+    output = _output(output, force)
     try:
         dim_list = [int(d) for d in dims.split(",")] if dims else None
     except ValueError:
         raise UsageError(f"--dims must be comma-separated integers, not {dims!r}") from None
     pipe = load_pipeline(model, backend.value, device, offline=offline)
     x = load_inputs([str(image)], pipe.shape)[0] if image else None
-    out = pipe.traverse(x, seed, dim_list, steps, span)
-    _write(pipe, out, output, force, steps, as_json, "traversal images")
+    count, batches = pipe.traverse_batches(x, seed, dim_list, steps, span)
+    _write_batches(pipe, batches, count, output, force, steps, as_json, "traversal images")
 
 
 @app.command()
@@ -125,7 +138,7 @@ def interpolate(
     from vaezoo.io.images import load_inputs
     from vaezoo.runtime.pipeline import load_pipeline
 
-    output = require_output(output)
+    output = _output(output, force)
     pipe = load_pipeline(model, backend.value, device, offline=offline)
     if inputs:
         x, _ = load_inputs(inputs, pipe.shape)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from vaezoo.errors import UsageError
+from vaezoo.io.arrays import npy_writer
 from vaezoo.io.files import atomic_path, check_writable, safe_text
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -266,13 +267,45 @@ def encode_png(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def save_output(data: np.ndarray, path: str | Path, force: bool = False, nrow: int | None = None) -> Path:
-    """Write model outputs: ``.png`` (image grid, or scatter plot for 2-d data) or ``.npy``."""
+# A PNG holds everything in memory and on one picture: past these counts, write .npy (it streams).
+MAX_GRID_IMAGES = 10_000
+MAX_SCATTER_POINTS = 1_000_000
+
+
+def check_output(path: str | Path, force: bool, count: int | None = None, images: bool = True) -> Path:
+    """Refuse, before anything is computed, an output that cannot be written: another extension than
+    .png / .npy, an existing file without --force, a missing folder, or a PNG of too many items."""
     path = Path(path)
     ext = path.suffix.lower()
     if ext not in (".png", ".npy"):
         raise UsageError(f"unsupported output {path}: use .png or .npy")
     check_writable(path, force)
+    limit = MAX_GRID_IMAGES if images else MAX_SCATTER_POINTS
+    if ext == ".png" and count is not None and count > limit:
+        raise UsageError(f"{count} {'images' if images else 'points'} do not fit one PNG (at most {limit}); write .npy, which streams")
+    return path
+
+
+def save_batches(batches, path: str | Path, count: int, force: bool = False, nrow: int | None = None) -> Path:
+    """Write ``count`` outputs arriving in batches: a .npy is written as they come (memory flat in
+    count), a PNG is drawn once all are there (its size is bounded by :func:`check_output`)."""
+    path = Path(path)
+    if path.suffix.lower() != ".npy":
+        return save_output(np.concatenate(list(batches)), path, force=force, nrow=nrow)
+    check_writable(path, force)
+    batches = iter(batches)
+    first = next(batches)
+    with npy_writer(path, (count, *first.shape[1:]), np.float32) as out:
+        out.write(first)
+        for batch in batches:
+            out.write(batch)
+    return path
+
+
+def save_output(data: np.ndarray, path: str | Path, force: bool = False, nrow: int | None = None) -> Path:
+    """Write model outputs: ``.png`` (image grid, or scatter plot for 2-d data) or ``.npy``."""
+    path = check_output(path, force, len(data), images=data.ndim == 4)
+    ext = path.suffix.lower()
     if ext == ".npy":
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from vaezoo.errors import UsageError
 from vaezoo.families import names_with
+
+BATCH = 4096   # rows per graph call when a command streams its outputs
 
 
 def models_with(fact: str) -> str:
@@ -78,12 +81,23 @@ class Pipeline:
         return self.config["id"]
 
     # -- noise and latents
-    def noise(self, n: int, seed: int = 0, temperature: float = 1.0) -> np.ndarray:
+    def noise_batches(self, n: int, seed: int = 0, temperature: float = 1.0, batch: int = BATCH) -> Iterator[np.ndarray]:
+        """eps = temperature * N(0, I), n x latent_dim, in pieces of at most ``batch`` rows. numpy draws the
+        stream in order, so the pieces are exactly the rows of one n-row draw (same seed, same samples
+        whatever the batch). Arguments are checked at once, before the first piece."""
         if n < 1:
             raise UsageError("-n must be at least 1")
         temperature = check_number(temperature, "--temperature", minimum=0)
         rng = np.random.default_rng(seed)
-        return (rng.standard_normal((n, self.latent_dim)) * temperature).astype(np.float32)
+
+        def pieces():
+            for start in range(0, n, batch):
+                yield (rng.standard_normal((min(batch, n - start), self.latent_dim)) * temperature).astype(np.float32)
+
+        return pieces()
+
+    def noise(self, n: int, seed: int = 0, temperature: float = 1.0) -> np.ndarray:
+        return np.concatenate(list(self.noise_batches(n, seed, temperature)))
 
     def check_latents(self, z: np.ndarray, what: str = "latents") -> np.ndarray:
         """N x latent_dim real, finite codes as float32 (``what`` names them in errors)."""
@@ -173,15 +187,30 @@ class Pipeline:
         eps, _ = self.backend.run("prior_forward", self.check_latents(z))
         return eps
 
-    def sample(self, n: int, seed: int = 0, temperature: float = 1.0, label=None) -> np.ndarray:
-        """Samples; conditional models take a class (``label``), else cycle through the classes."""
+    def sample_batches(self, n: int, seed: int = 0, temperature: float = 1.0, label=None,
+                       batch: int = BATCH) -> Iterator[np.ndarray]:
+        """:meth:`sample` in pieces of at most ``batch`` rows (memory flat in n); arguments checked at once."""
         if label is not None and not self.conditional:
             raise UsageError(f"{self.id} is not conditional; --label needs a conditional model ({models_with('conditional')})")
-        eps = self.noise(n, seed, temperature)
-        if not self.conditional:
-            return self.decode(self.from_generation(eps))
-        y = np.full(n, self.label_index(label)) if label is not None else np.arange(n) % len(self.labels)
-        return self.decode(self.from_generation(eps), y)
+        fixed = self.label_index(label) if label is not None else None
+        noise = self.noise_batches(n, seed, temperature, batch)
+
+        def pieces():
+            start = 0
+            for eps in noise:
+                z = self.from_generation(eps)
+                if not self.conditional:
+                    yield self.decode(z)
+                else:  # a fixed class, or the classes in turn by sample index
+                    y = np.full(len(eps), fixed) if fixed is not None else np.arange(start, start + len(eps)) % len(self.labels)
+                    yield self.decode(z, y)
+                start += len(eps)
+
+        return pieces()
+
+    def sample(self, n: int, seed: int = 0, temperature: float = 1.0, label=None) -> np.ndarray:
+        """Samples; conditional models take a class (``label``), else cycle through the classes."""
+        return np.concatenate(list(self.sample_batches(n, seed, temperature, label)))
 
     def encode(self, x: np.ndarray, space: str = "representation") -> tuple[np.ndarray, np.ndarray]:
         """(mu, logvar) of q(z|x); with space='generation', mu is mapped through the flow."""
@@ -202,6 +231,31 @@ class Pipeline:
             return self.decode(mu, self.classify_logits(self.check_inputs(x)).argmax(1))
         return self.decode(mu)
 
+    def traverse_batches(self, x: np.ndarray | None = None, seed: int = 0, dims: list[int] | None = None,
+                         steps: int = 9, span: float = 2.5, batch: int = BATCH) -> tuple[int, Iterator[np.ndarray]]:
+        """(count, pieces) of :meth:`traverse`: len(dims) * steps outputs made ``batch`` rows at a time, so
+        memory stays flat however many steps; arguments are checked at once."""
+        span = check_number(span, "--span")
+        dims = list(range(self.latent_dim)) if dims is None else list(dims)
+        bad = [d for d in dims if not 0 <= d < self.latent_dim]
+        if bad:
+            raise UsageError(f"--dims {bad} out of range: {self.id} has latent dims 0..{self.latent_dim - 1}")
+        if steps < 2:
+            raise UsageError("--steps must be at least 2")
+        base = self.encode(x[:1], "generation")[0][0] if x is not None else self.noise(1, seed)[0]
+        total, dim_of, delta = len(dims) * steps, np.asarray(dims), 2.0 * span / (steps - 1)
+
+        def pieces():
+            for start in range(0, total, batch):
+                rows = np.arange(start, min(start + batch, total))
+                at = rows % steps   # np.linspace(-span, span, steps)'s values, computed for these rows only
+                values = np.where(at == steps - 1, span, at * delta + -span).astype(np.float32)
+                eps = np.repeat(base[None, :], len(rows), axis=0)
+                eps[np.arange(len(rows)), dim_of[rows // steps]] = values
+                yield self.decode(self.from_generation(eps))
+
+        return total, pieces()
+
     def traverse(self, x: np.ndarray | None = None, seed: int = 0, dims: list[int] | None = None,
                  steps: int = 9, span: float = 2.5) -> np.ndarray:
         """One row per latent dimension: that generation-space coordinate swept over [-span, span].
@@ -209,19 +263,7 @@ class Pipeline:
         The base point is the encoding of ``x`` (its first example) or a prior draw from ``seed``.
         Returns (len(dims) * steps, ...) outputs in row-major order.
         """
-        span = check_number(span, "--span")
-        base = self.encode(x[:1], "generation")[0][0] if x is not None else self.noise(1, seed)[0]
-        dims = list(range(self.latent_dim)) if dims is None else dims
-        bad = [d for d in dims if not 0 <= d < self.latent_dim]
-        if bad:
-            raise UsageError(f"--dims {bad} out of range: {self.id} has latent dims 0..{self.latent_dim - 1}")
-        if steps < 2:
-            raise UsageError("--steps must be at least 2")
-        eps = np.repeat(base[None, :], len(dims) * steps, axis=0)
-        values = np.linspace(-span, span, steps, dtype=np.float32)
-        for row, d in enumerate(dims):
-            eps[row * steps : (row + 1) * steps, d] = values
-        return self.decode(self.from_generation(eps))
+        return np.concatenate(list(self.traverse_batches(x, seed, dims, steps, span)[1]))
 
     def interpolate(self, a: np.ndarray, b: np.ndarray, steps: int = 10) -> np.ndarray:
         """Linear paths in the generation space between pairs of generation-space points a[i] -> b[i]."""
