@@ -582,3 +582,27 @@ def test_any_image_file(pipe, fuzz_dir, img):
     path.write_bytes(data)
     check_engine(pipe, path)
     check_images_io(path)
+
+
+def test_edited_checkpoint_files_and_a_missing_data_dir_are_one_line(tmp_path):
+    """An invalid metrics.json (info), a config whose latent_dim or input.shape was edited into nonsense,
+    and a --data-dir that is not there: one line each, no traceback."""
+    import shutil
+
+    from vaezoo.store.resolution import bundled_dir
+
+    folder = tmp_path / "ck"
+    shutil.copytree(bundled_dir("vae-mnist5k"), folder)
+    (folder / "metrics.json").write_text("{not json")
+    r = run_cli("info", str(folder))
+    assert r.returncode == 1 and "cannot read" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    for key, value in (("latent_dim", "16"), ("latent_dim", 2.5), ("input", {"kind": "image"})):
+        cfg = json.loads((bundled_dir("vae-mnist5k") / "config.json").read_text())
+        cfg[key] = value
+        (folder / "config.json").write_text(json.dumps(cfg))
+        for backend in ("torch", "onnx"):
+            r = run_cli("sample", str(folder), "-n", "2", "--backend", backend, "-o", str(tmp_path / "s.npy"))
+            assert r.returncode == 1 and ("latent_dim must be" in r.stderr or "input.shape must be" in r.stderr), r.stderr
+            assert "Traceback" not in r.stderr and not (tmp_path / "s.npy").exists()
+    r = run_cli("train", "vae-mnist", "--data-dir", str(tmp_path / "nowhere"), "--steps", "1")
+    assert r.returncode == 1 and "is not a folder" in r.stderr and "Traceback" not in r.stderr

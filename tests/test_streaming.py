@@ -38,3 +38,24 @@ def test_outputs_are_checked_before_any_work(tmp_path):
     assert kept.read_bytes() == b"mine"
     r = run_cli("sample", "dp-factor-mnist5k", "-o", str(tmp_path / "x.gif"))
     assert r.returncode == 2 and "use .png or .npy" in r.stderr
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path):
+    """ENOSPC while writing: one line, exit 1, no temp file left (a 64 KiB tmpfs; needs root to mount)."""
+    import subprocess
+
+    import pytest
+
+    disk = tmp_path / "full"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        for args in (["sample", "dp-factor-mnist5k", "-n", "2000", "-o", str(disk / "s.npy")],
+                     ["traverse", "dp-factor-mnist5k", "--steps", "200", "-o", str(disk / "t.npy")]):
+            r = run_cli(*args)
+            assert r.returncode == 1 and "No space left on device" in r.stderr, r.stderr
+            assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+            assert list(disk.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)

@@ -10,6 +10,7 @@ Command modules import torch only inside the commands that need it; each adds it
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -24,6 +25,10 @@ try:  # recent typer vendors click, and its ClickException (usage errors include
     from typer import TyperException as _ClickError
 except ImportError:  # older typer runs on click itself
     from click import ClickException as _ClickError
+
+
+# the machine's I/O failing (not a bug): a full disk or quota, a read-only or unwritable folder, a bad disk
+IO_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO, errno.EFBIG}
 
 
 def _terminate(signum, frame) -> None:
@@ -63,6 +68,12 @@ def main() -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except OSError as exc:
+        if exc.errno not in IO_ERRNOS or os.environ.get("VAEZOO_DEBUG") == "1":
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}; nothing was left half-written", file=sys.stderr)
+        sys.exit(1)
     if isinstance(code, int) and code:  # typer.Exit(n) from a command, or 130 after Ctrl-C
         if code == 130:
             print("interrupted", file=sys.stderr)

@@ -9,6 +9,7 @@ import typer
 
 from vaezoo.cli.app import app
 from vaezoo.cli.options import JsonOpt, ModelArg, OfflineOpt
+from vaezoo.errors import VaezooError
 
 
 @app.command("list")
@@ -63,7 +64,14 @@ def info(model: ModelArg, as_json: JsonOpt = False, offline: OfflineOpt = False)
         if model not in list_ids():
             resolve(model)  # raises the unknown-id error with suggestions
         recipe, config = resolve(model), None
-    metrics = read_json(folder / METRICS) if folder and (folder / METRICS).is_file() else None
+    metrics = None
+    if folder and (folder / METRICS).is_file():
+        try:
+            metrics = read_json(folder / METRICS)
+        except (ValueError, OSError) as exc:
+            raise VaezooError(f"cannot read {folder / METRICS}: {exc}") from None
+        if not isinstance(metrics, dict):
+            raise VaezooError(f"{folder / METRICS} is not a vaezoo metrics file (a JSON object)")
     record = {"id": recipe["id"], "path": str(folder) if folder else None,
               "available": ["hub"] if is_hub_spec(model) else ["path"] if explicit else availability(recipe["id"]),
               "recipe": recipe, "config": config, "metrics": metrics}

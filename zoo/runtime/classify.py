@@ -490,12 +490,13 @@ class Reader:
                 yield from self._array(e, a - (pos - e.count), b - (pos - e.count))
 
     def _open_array(self, e: Entry):
-        """The array an entry's header describes, memory-mapped (inspect checked the file's length)."""
+        """The array an entry's header describes (inspect checked the file's length), read a chunk of rows
+        at a time: the pages of a memory map would stay resident, so memory would grow with the file. A
+        Fortran-ordered .npy (rows are not contiguous) is memory-mapped instead."""
         shape, dtype, off, gz = e.info["shape"], e.info["dtype"], e.info["offset"], e.info["gz"]
-        if not gz:
-            order = "F" if e.info.get("fortran") else "C"
-            return np.memmap(e.path, dtype=dtype, mode="r", offset=off, shape=shape, order=order)
-        return _GzIdx(e.path, shape, dtype, off)
+        if e.info.get("fortran"):
+            return np.memmap(e.path, dtype=dtype, mode="r", offset=off, shape=shape, order="F")
+        return _Rows(e.path, shape, dtype, off, gz)
 
     def _array(self, e: Entry, a: int, b: int) -> Iterator[Block]:
         """Items [a, b) of an array file, in chunks. An array whose rows cannot be read as images (shape,
@@ -588,13 +589,14 @@ def _runs(src: str, s: int, x: np.ndarray, ok: np.ndarray) -> Iterator[Block]:
             yield Block(src, s + u, None, f"{src} {what} not finite (NaN or inf)", n=v - u)
 
 
-class _GzIdx:
-    """Sequential row access to a gzipped IDX file (slices must move forward)."""
+class _Rows:
+    """Rows of an array file (.npy, IDX, gzipped IDX) read by slice from an open file; for a gzipped
+    file, slices should move forward (seeking back decompresses from the start)."""
 
-    def __init__(self, path: Path, shape, dtype, offset: int):
+    def __init__(self, path: Path, shape, dtype, offset: int, gz: bool = False):
         self.path, self.shape, self.dtype, self.offset = path, tuple(shape), np.dtype(dtype), offset
         self.row = math.prod(shape[1:]) * self.dtype.itemsize
-        self.fh = gzip.open(path, "rb")
+        self.fh = gzip.open(path, "rb") if gz else open(path, "rb")
         self.fh.seek(offset)
         self.pos = 0
 

@@ -247,6 +247,12 @@ def read_config(folder: Path) -> dict:
         raise VaezooError(f"cannot read {path}: {exc}") from None
     if not isinstance(cfg, dict) or "recipe" not in cfg or "input" not in cfg:
         raise VaezooError(f"{path} is not a vaezoo config (missing 'recipe' or 'input')")
+    shape = cfg["input"].get("shape") if isinstance(cfg["input"], dict) else None
+    if not (isinstance(shape, list) and shape and all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape)):
+        raise VaezooError(f"{path}: input.shape must be a list of positive integers, not {shape!r}")
+    latent = cfg.get("latent_dim")
+    if not (isinstance(latent, int) and not isinstance(latent, bool) and latent >= 1):
+        raise VaezooError(f"{path}: latent_dim must be a positive integer, not {latent!r}")
     if cfg.get("format") == FORMAT_V1:
         cfg["recipe"] = complete_v1(cfg["recipe"])
     return cfg
