@@ -29,19 +29,10 @@ from typing import Callable
 import torch
 from torch import nn
 
-OBJECTIVES: dict[str, type] = {}
+from vaezoo.registration import Registry
 
-
-def register_objective(name: str):
-    """Class decorator: ``recipe.objective.name = name`` trains with this class."""
-
-    def add(cls):
-        if name in OBJECTIVES:
-            raise ValueError(f"objective {name!r} is registered twice ({OBJECTIVES[name].__name__}, {cls.__name__})")
-        OBJECTIVES[name] = cls
-        return cls
-
-    return add
+OBJECTIVES = Registry("objective")
+register_objective = OBJECTIVES.register   # @register_objective("factor"): recipe.objective.name = "factor"
 
 
 @dataclass

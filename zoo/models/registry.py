@@ -11,16 +11,7 @@ through :func:`vaezoo.models.build_model` always sees all of them.
 
 from __future__ import annotations
 
-MODEL_KINDS: dict[str, type] = {}
+from vaezoo.registration import Registry
 
-
-def register_model(kind: str):
-    """Class decorator: ``recipe.model.kind = kind`` builds this class from a checkpoint config."""
-
-    def add(cls):
-        if kind in MODEL_KINDS:
-            raise ValueError(f"model kind {kind!r} is registered twice ({MODEL_KINDS[kind].__name__}, {cls.__name__})")
-        MODEL_KINDS[kind] = cls
-        return cls
-
-    return add
+MODEL_KINDS = Registry("model kind")
+register_model = MODEL_KINDS.register   # @register_model("m2"): recipe.model.kind = "m2" builds this class
