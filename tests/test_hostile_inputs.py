@@ -605,4 +605,4 @@ def test_edited_checkpoint_files_and_a_missing_data_dir_are_one_line(tmp_path):
             assert r.returncode == 1 and ("latent_dim must be" in r.stderr or "input.shape must be" in r.stderr), r.stderr
             assert "Traceback" not in r.stderr and not (tmp_path / "s.npy").exists()
     r = run_cli("train", "vae-mnist", "--data-dir", str(tmp_path / "nowhere"), "--steps", "1")
-    assert r.returncode == 1 and "is not a folder" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "is not a folder" in r.stderr and "Traceback" not in r.stderr

@@ -39,6 +39,7 @@ def train(
     as_json: JsonOpt = False,
 ) -> None:
     """Train a model from its recipe; writes config.json, model.safetensors and metrics.json."""
+    from vaezoo.errors import UsageError
     from vaezoo.recipes import load_recipe_file, resolve
     from vaezoo.store.resolution import local_dir
     from vaezoo.train.trainer import train as run_training
@@ -48,6 +49,9 @@ def train(
         over["eval"] = {"nll_samples": nll_samples}
     rec = load_recipe_file(recipe, over) if recipe.endswith(".toml") else resolve(recipe, over)
     folder = out or local_dir(rec["id"])
+    if data_dir is not None and not Path(data_dir).expanduser().is_dir():
+        # the user says the files are there: a folder that is not is a mistake, not a place to download into
+        raise UsageError(f"--data-dir {data_dir} is not a folder")
     metrics = run_training(rec, folder, device=device, resume=resume, force=force, data_dir=data_dir, progress=not quiet,
                            threads=threads, overrides=over)
     if as_json:

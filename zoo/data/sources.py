@@ -167,11 +167,8 @@ def parse_mirrors(value: str | Sequence[str] | None) -> tuple[str, ...]:
 
 
 def resolve_root(data_dir: str | Path | None) -> Path:
-    if data_dir is not None:  # the user says the files are there: a folder that is not there is a mistake,
-        root = Path(data_dir).expanduser()   # not a place to download into
-        if not root.is_dir():
-            raise DataError(f"--data-dir {data_dir} is not a folder")
-        return root
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
     env = os.environ.get(ENV_DATA)
     if env:
         return Path(env).expanduser()
