@@ -39,7 +39,7 @@ def _fault(point: str) -> None:
 
 @contextmanager
 def _lock(folder: Path, exclusive: bool):
-    fh = open(Path(folder) / LOCK, "a+")
+    fh = open(Path(folder) / LOCK, "a+" if exclusive else "r")   # readers need no write access
     try:
         fcntl.flock(fh, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         yield
