@@ -36,8 +36,6 @@ adds ``-U(x~)`` and keeps the generated x~ digit-like instead of rewarding blur.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F

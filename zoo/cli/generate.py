@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, List, Optional
 
-import numpy as np
 import typer
 
 from vaezoo.cli.app import app

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import nn
 
 # Conv backbones by the image side they are meant for; ``model.channels`` (filled per backbone from
