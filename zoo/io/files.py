@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -84,21 +84,24 @@ def atomic_path(path: str | Path):
     carries this process's id, so the next writer of ``path`` can remove what a killed one left."""
     path = Path(path)
     clean_stale_temps(path)
+    # The name is chosen before the file exists (not by mkstemp), so a signal that lands while the file
+    # is being created still finds it in the cleanup below: mkstemp can be interrupted after creating
+    # its file but before returning the name. Only this process writes names carrying its pid.
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}.tmp"
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        # mkstemp (and writers that replace the file, like safetensors) leave 0600; give the usual permissions
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except OSError as exc:
+            raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+        yield tmp
+        # the temp file (and writers that replace it, like safetensors) has 0600; give the usual permissions
         os.chmod(tmp, 0o666 & ~_UMASK)
         try:
             os.replace(tmp, path)
         except OSError as exc:
             raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
