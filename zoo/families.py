@@ -20,7 +20,7 @@ from here; the code that trains and runs a family registers itself by name where
 
 from __future__ import annotations
 
-import tomllib
+from vaezoo import toml
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -45,7 +45,7 @@ def recipe_dir() -> Path:
 @lru_cache(maxsize=1)
 def base_toml() -> dict:
     with open(recipe_dir() / "base.toml", "rb") as fh:
-        return tomllib.load(fh)
+        return toml.load(fh)
 
 
 @dataclass(frozen=True)

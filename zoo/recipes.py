@@ -15,7 +15,7 @@ import difflib
 import fnmatch
 import math
 import re
-import tomllib
+from vaezoo import toml
 from functools import lru_cache
 from pathlib import Path
 
@@ -39,7 +39,7 @@ def _overrides(model_id: str) -> dict:
     if not path.is_file():
         return {}
     with open(path, "rb") as fh:
-        return tomllib.load(fh)
+        return toml.load(fh)
 
 
 @lru_cache(maxsize=1)
@@ -236,8 +236,8 @@ def load_recipe_file(path: str | Path, overrides: dict | None = None) -> dict:
     path = Path(path)
     try:
         with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+            data = toml.load(fh)
+    except (OSError, toml.TOMLDecodeError) as exc:
         raise UsageError(f"cannot read recipe {path}: {exc}") from None
     if "family" in data and "data" not in data and "dataset" in data:
         base_id = f"{data['family']}-{data['dataset']}"

@@ -20,31 +20,32 @@ def make_backend(folder: Path, backend: str = "auto", device: str = "cpu"):
     """
     if backend not in BACKENDS:
         raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-    if backend == "onnx" or (backend == "auto" and _onnx_ready(folder)):
+    graphs = _has_graphs(folder)
+    if backend == "onnx" or (backend == "auto" and graphs and _installed("onnxruntime")):
         from vaezoo.runtime.onnx_backend import OnnxBackend
 
         return OnnxBackend(folder, device)
-    if backend == "auto":
-        import importlib.util
-
-        if importlib.util.find_spec("torch") is None:
-            raise UsageError(f"{folder} has no ONNX graphs (onnx/*.onnx) and PyTorch is not installed: install "
-                             "'vaezoo[torch]', or export the graphs where torch is installed (`vaezoo export MODEL`)")
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise UsageError("the torch backend needs PyTorch (pip install 'vaezoo[torch]'), or use --backend onnx") from None
+    if not _installed("torch"):
+        if backend == "torch":
+            raise UsageError("the torch backend needs PyTorch (pip install 'vaezoo[torch]'), or use --backend onnx")
+        if graphs:   # a bare `pip install vaezoo`: the graphs are there, their runtime is not
+            raise UsageError("running the ONNX graphs needs ONNX Runtime: pip install 'vaezoo[cpu]' "
+                             "(or 'vaezoo[gpu]' on a CUDA machine)")
+        raise UsageError(f"{folder} has no ONNX graphs (onnx/*.onnx) and PyTorch is not installed: install "
+                         "'vaezoo[torch]', or export the graphs where torch is installed (`vaezoo export MODEL`)")
     from vaezoo.runtime.torch_backend import TorchBackend
 
     return TorchBackend(folder, device)
 
 
-def _onnx_ready(folder: Path) -> bool:
-    """auto picks ONNX when the graphs exist (and onnxruntime is installed), else torch."""
+def _has_graphs(folder: Path) -> bool:
     from vaezoo.runtime.onnx_backend import CORE_PARTS, graph_path
 
-    if not all(graph_path(folder, part).is_file() for part in CORE_PARTS):
-        return False
+    return all(graph_path(folder, part).is_file() for part in CORE_PARTS)
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it (torch takes seconds)."""
     import importlib.util
 
-    return importlib.util.find_spec("onnxruntime") is not None
+    return importlib.util.find_spec(module) is not None
