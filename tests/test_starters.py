@@ -51,5 +51,11 @@ def test_starters_give_the_outputs_they_gave_before_the_layout_change():
         sys.path.remove(str(REPO / "scripts"))
     diffs = starter_outputs.differences(REPO / "tests" / "golden" / "starters_before_layout.npz")
     assert len(diffs) == 39
-    worst = max(diffs, key=diffs.get)
-    assert diffs[worst] <= 1e-6, (worst, diffs[worst])
+    # ONNX Runtime gives the golden machine's numbers to 1e-6. Torch's CPU kernels round differently on
+    # other CPUs: on an AVX-512 Xeon the code of the golden commit itself differs by up to 2e-6 (a latent
+    # mean near 10, then the flow), so torch gets 1e-5, still far below any change of code or weights.
+    for backend, bound in (("onnx", 1e-6), ("torch", 1e-5)):
+        mine = {k: d for k, d in diffs.items() if f"/{backend}/" in k}
+        assert mine, backend
+        worst = max(mine, key=mine.get)
+        assert mine[worst] <= bound, (worst, mine[worst])
