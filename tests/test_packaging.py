@@ -56,6 +56,8 @@ def test_wheel_in_a_fresh_venv_names_the_cpu_extra_then_samples_like_the_repo(tm
     assert not (tmp_path / "bare.png").exists()
     r = _run([vaezoo, "list", "--json"], env=home)             # torch-free commands work on the bare install
     assert r.returncode == 0 and STARTER in r.stdout, r.stderr
+    r = _run([venv / "bin" / "python", "-c", f"import vaezoo; vaezoo.create_model({STARTER!r})"], env=home)
+    assert r.returncode != 0 and "UsageError: create_model needs PyTorch: pip install 'vaezoo[torch]'" in r.stderr, r.stderr
 
     r = _run([pip, "install", "-q", f"{wheel}[cpu]"])
     assert r.returncode == 0, r.stderr

@@ -29,6 +29,7 @@ from vaezoo.models.distributions import DiagGaussian, Likelihood, importance_nll
 from vaezoo.models.flow import build_prior
 from vaezoo.models.metrics import elbo_metrics
 from vaezoo.models.nets import _act
+from vaezoo.models.loading import Pretrained
 from vaezoo.models.registry import register_model
 from vaezoo.models.vae import VAE, prior_parts
 from vaezoo.parts import Part, Port
@@ -261,7 +262,7 @@ def _classification(model, x, y, batch: int) -> dict:
 
 @register_model("m2")
 @register_model("untapped")
-class M2(nn.Module):
+class M2(Pretrained, nn.Module):
     """M2 on pixels (also the network of ``untapped``)."""
 
     def __init__(self, config: dict):

@@ -18,6 +18,7 @@ from vaezoo.models.distributions import DiagGaussian, Likelihood
 from vaezoo.models.flow import build_prior
 from vaezoo.models.metrics import elbo_metrics
 from vaezoo.models.nets import build_backbone
+from vaezoo.models.loading import Pretrained
 from vaezoo.models.registry import register_model
 from vaezoo.parts import Part
 
@@ -78,7 +79,7 @@ def prior_parts(prior) -> dict[str, Part]:
 
 
 @register_model("vae")
-class VAE(nn.Module):
+class VAE(Pretrained, nn.Module):
     def __init__(self, config: dict):
         super().__init__()
         recipe = config["recipe"]
