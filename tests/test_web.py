@@ -131,6 +131,16 @@ def test_page_timing_is_reported_in_real_time(site):
     assert got["noise"] == "numpy" and len(got["repeat_ms"]) == 2 and all(ms > 0 for ms in got["repeat_ms"])
 
 
+def test_embed_example_decodes_sample_0(site, tmp_path):
+    """examples/embed_web.html, dropped into an exported site, draws `vaezoo sample --seed 0`'s first digit."""
+    mine = shutil.copytree(site, tmp_path / "site")
+    shutil.copy(Path(__file__).resolve().parent.parent / "examples" / "embed_web.html", mine)
+    with serve(mine) as server:
+        values = page_numbers(server.url + "embed_web.html", element="values")
+    want = np.load(_sample(STARTER, tmp_path / "x.npy", "--seed", "0"))[0]
+    assert np.abs(np.asarray(values, dtype=np.float32).reshape(want.shape) - want).max() < TOL
+
+
 # ---------------------------------------------------------------- refusals, atomic replacement
 def _one_line_error(res, code: int | None = None) -> str:
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]

@@ -59,14 +59,15 @@ def serve(folder: Path):
         server.server_close()
 
 
-def page_numbers(url: str, screenshot: Path | None = None, budget_ms: int = 60000) -> dict:
-    """The page's #result JSON (its test mode: ``?test=1``), from Chromium's --dump-dom."""
+def page_numbers(url: str, screenshot: Path | None = None, budget_ms: int = 60000, element: str = "result"):
+    """The JSON a page writes into ``<pre id=element>`` (the site page's test mode, ``?test=1``, writes
+    #result), from Chromium's --dump-dom."""
     with tempfile.TemporaryDirectory() as profile:
         args = [chromium(), *FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}"]
         if screenshot is not None:
             args += [f"--screenshot={screenshot}", "--window-size=1000,1400"]
         res = subprocess.run([*args, "--dump-dom", url], capture_output=True, text=True, timeout=180)
-    m = re.search(r'<pre id="result">(.*?)</pre>', res.stdout, re.S)
+    m = re.search(f'<pre id="{element}">(.*?)</pre>', res.stdout, re.S)
     if res.returncode != 0 or m is None or not m.group(1).strip():
         raise AssertionError(f"chromium gave no result for {url} (exit {res.returncode}): {res.stderr[-2000:]}")
     return json.loads(html.unescape(m.group(1)))
