@@ -104,16 +104,19 @@ def test_page_shows_vaezoo_samples_numbers_and_pixels(site, tmp_path):
     assert shot.size == (1000, 1400) and np.asarray(shot.convert("L")).std() > 10   # a rendered page, not a blank one
 
 
-def test_temperature_and_other_seeds(site, tmp_path):
+def test_temperature_and_other_seeds(site):
+    from vaezoo.runtime.pipeline import load_pipeline
+
     with serve(site) as server:
         warm = page_numbers(server.url + "index.html?seed=5&temperature=0.7&test=1")
         other = page_numbers(server.url + "index.html?seed=6&test=1")   # past --seeds 6: the page's own generator
-    want = np.load(_sample(STARTER, tmp_path / "t.npy", "--seed", "5", "-t", "0.7"))
+    pipe = load_pipeline(STARTER, "onnx")   # (the CLI's numbers are the pipeline's: the test above runs the CLI)
+    want = pipe.sample(64, 5, 0.7)
     assert warm["noise"] == "numpy" and np.abs(_f32(warm["images"], want.shape) - want).max() < TOL
     assert other["noise"] == "browser"
     images = _f32(other["images"], want.shape)
     assert np.isfinite(images).all() and 0 <= images.min() and images.max() <= 1
-    assert np.abs(images - np.load(_sample(STARTER, tmp_path / "s6.npy", "--seed", "6"))).max() > 0.1  # not numpy's draw
+    assert np.abs(images - pipe.sample(64, 6)).max() > 0.1  # not numpy's draw
 
 
 def test_conditional_model_cycles_the_classes_as_sample_does(web_home, tmp_path):
@@ -121,7 +124,9 @@ def test_conditional_model_cycles_the_classes_as_sample_does(web_home, tmp_path)
     site = export_site(M2, tmp_path / "m2", web_home, "--seeds", "1")
     with serve(site) as server:
         got = page_numbers(server.url + "index.html?seed=0&test=1")
-    want = np.load(_sample(M2, tmp_path / "m2.npy", "--seed", "0"))
+    from vaezoo.runtime.pipeline import load_pipeline
+
+    want = load_pipeline(M2, "onnx").sample(64, 0)
     assert np.abs(_f32(got["images"], want.shape) - want).max() < TOL
 
 
@@ -131,13 +136,32 @@ def test_page_timing_is_reported_in_real_time(site):
     assert got["noise"] == "numpy" and len(got["repeat_ms"]) == 2 and all(ms > 0 for ms in got["repeat_ms"])
 
 
+def test_page_without_prior_inverse_decodes_eps(site, tmp_path):
+    """A model with no prior_inverse graph (model.json says null): the page decodes z = eps."""
+    from vaezoo.runtime.pipeline import load_pipeline
+
+    mine = shutil.copytree(site, tmp_path / "site")
+    model = json.loads((mine / "model.json").read_text())
+    model["graphs"]["prior_inverse"] = None
+    (mine / "model.json").write_text(json.dumps(model))
+    (mine / "onnx" / "prior_inverse.onnx").unlink()
+    with serve(mine) as server:
+        got = page_numbers(server.url + "index.html?seed=1&test=1")
+    pipe = load_pipeline(STARTER, "onnx")
+    want = pipe.decode(pipe.noise(64, 1))
+    assert np.abs(_f32(got["images"], want.shape) - want).max() < TOL
+    assert np.abs(want - pipe.sample(64, 1)).max() > 0.1   # (the flow does change the samples)
+
+
 def test_embed_example_decodes_sample_0(site, tmp_path):
     """examples/embed_web.html, dropped into an exported site, draws `vaezoo sample --seed 0`'s first digit."""
     mine = shutil.copytree(site, tmp_path / "site")
     shutil.copy(Path(__file__).resolve().parent.parent / "examples" / "embed_web.html", mine)
     with serve(mine) as server:
         values = page_numbers(server.url + "embed_web.html", element="values")
-    want = np.load(_sample(STARTER, tmp_path / "x.npy", "--seed", "0"))[0]
+    from vaezoo.runtime.pipeline import load_pipeline
+
+    want = load_pipeline(STARTER, "onnx").sample(1, 0)[0]
     assert np.abs(np.asarray(values, dtype=np.float32).reshape(want.shape) - want).max() < TOL
 
 

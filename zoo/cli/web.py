@@ -18,7 +18,7 @@ def export_web(
     ort_web: Annotated[Optional[Path], typer.Option(
         "--ort-web", help="An npm-installed node_modules/onnxruntime-web (or its dist/). Default: `npm pack` the pinned "
                           "version once into $VAEZOO_HOME/cache.")] = None,
-    seeds: Annotated[int, typer.Option("--seeds", min=1, max=1000, help="Seeds 0..N-1 get numpy's noise (the same samples as `vaezoo sample --seed`).")] = 8,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, max=256, help="Seeds 0..N-1 get numpy's noise (the same samples as `vaezoo sample --seed`).")] = 8,
     grid: Annotated[int, typer.Option("--grid", min=1, max=1024, help="Samples in the page's grid.")] = 64,
     force: ForceOpt = False,
     as_json: JsonOpt = False,
