@@ -29,6 +29,7 @@ INTEGRITY = "sha512-q0y+JrrtukXSzsBWEMccVfqX25LRmosXHF+CaRJmg8pZClzcV7svNc4rKY3j
 # version) travels with them as the record.
 FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 PACKAGE_JSON = "package.json"
+NPM_TIMEOUT = 600   # seconds for `npm pack` (a 33 MB download)
 
 
 def _dist_of(folder: Path) -> Path | None:
@@ -77,8 +78,12 @@ def from_npm(home: Path) -> tuple[Path, str]:
                          "--ort-web node_modules/onnxruntime-web from a machine that has it")
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".pack.") as tmp:
-        res = subprocess.run([npm, "pack", f"onnxruntime-web@{VERSION}", "--silent", "--pack-destination", tmp],
-                             capture_output=True, text=True, timeout=600)
+        try:
+            res = subprocess.run([npm, "pack", f"onnxruntime-web@{VERSION}", "--silent", "--pack-destination", tmp],
+                                 capture_output=True, text=True, timeout=NPM_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise VaezooError(f"`npm pack onnxruntime-web@{VERSION}` took over {NPM_TIMEOUT} s; check the npm registry "
+                              "is reachable, or give --ort-web node_modules/onnxruntime-web") from None
         tarballs = list(Path(tmp).glob("*.tgz"))
         if res.returncode != 0 or len(tarballs) != 1:
             why = (res.stderr.strip().splitlines() or ["no tarball written"])[-1][:200]
