@@ -219,3 +219,18 @@ def test_ort_web_sources(site, tmp_path, web_home):   # (site: the npm cache is 
     cached = web_home / "cache" / "onnxruntime-web" / "1.30.0"
     export_site(STARTER, out, tmp_path / "other_home", "--ort-web", str(cached), "--seeds", "1")
     assert json.loads((out / "model.json").read_text())["ort_web"] == "1.30.0"
+
+
+def test_a_failed_write_keeps_the_old_site_and_leaves_no_temp_folder(tmp_path):
+    from vaezoo.errors import UsageError
+    from vaezoo.web.site import write_site
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("the old site")
+    files = {"index.html": b"new", "ort/ort.wasm.min.js": tmp_path / "missing.js", "model.json": b"{}"}
+    with pytest.raises(UsageError, match="cannot write"):
+        write_site(files, site, force=True)
+    assert (site / "index.html").read_text() == "the old site" and sorted(os.listdir(tmp_path)) == ["site"]
+    write_site({"index.html": b"new", "model.json": b"{}"}, site, force=True)
+    assert sorted(os.listdir(site)) == ["index.html", "model.json"] and sorted(os.listdir(tmp_path)) == ["site"]
