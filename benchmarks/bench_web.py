@@ -8,12 +8,14 @@ real time (no virtual time); each load reports the time of its first grid (eps -
 decoder -> pixels on the canvas; the WebAssembly sessions are already created) and of ``--repeat`` more
 grids of the same seed. Python: the same grid through vaezoo's pipeline (ONNX Runtime, in one process,
 after one warm-up call), and the whole `vaezoo sample -n 64 -o x.npy` command (process start included).
-Needs chromium and npm (or --ort-web). Prints figures, asserts nothing.
+It also prints the largest difference between the page's grid values and the pipeline's. Needs chromium
+and npm (or --ort-web). Prints figures, asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import statistics
 import subprocess
@@ -21,6 +23,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -51,17 +55,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         site = Path(tmp) / "site"
         vaezoo("export-web", args.model, "-o", str(site), *(["--ort-web", args.ort_web] if args.ort_web else []))
-        first, repeats = [], []
+        first, repeats, pages = [], [], []
         with serve(site) as server:
             for _ in range(args.loads):
                 got = live_report(server, f"{server.url}index.html?seed={args.seed}&test=1&report=1&repeat={args.repeat}")
                 first.append(got["grid_ms"])
                 repeats += got["repeat_ms"]
+                pages.append(np.frombuffer(base64.b64decode(got["images"]), "<f4"))
         cli = [vaezoo("sample", args.model, "-n", "64", "--seed", str(args.seed), "--backend", "onnx",
                       "-o", str(Path(tmp) / f"x{i}.npy")) * 1000 for i in range(args.loads)]
 
     pipe = load_pipeline(args.model, "onnx")
-    pipe.sample(64, args.seed)   # warm-up: sessions created
+    want = pipe.sample(64, args.seed).reshape(-1)   # also the warm-up: sessions created
+    parity = max(float(np.abs(p - want).max()) for p in pages)
     calls = []
     for _ in range(args.repeat):
         t0 = time.perf_counter()
@@ -75,6 +81,7 @@ def main() -> None:
         "vaezoo sample -n 64 -o x.npy, whole process (ms)": cli,
     }
     summary = {k: {"median": statistics.median(v), "min": min(v), "n": len(v)} for k, v in rows.items()}
+    summary["max_abs_diff_page_vs_pipeline"] = parity
     summary["settings"] = {"model": args.model, "seed": args.seed, "loads": args.loads, "repeat": args.repeat,
                            "python_ort_threads": pipe.backend.threads, "page_wasm_threads": 1}
     if args.json:
@@ -84,6 +91,7 @@ def main() -> None:
           f"python: onnxruntime, {pipe.backend.threads} intra-op threads")
     for k, v in rows.items():
         print(f"  {k:<52} median {statistics.median(v):8.1f}   min {min(v):8.1f}   (n={len(v)})")
+    print(f"  max |page - pipeline| over the {len(pages)} loads' grids: {parity:.2g}")
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -62,7 +64,7 @@ def serve(folder: Path):
 def page_numbers(url: str, screenshot: Path | None = None, budget_ms: int = 60000, element: str = "result"):
     """The JSON a page writes into ``<pre id=element>`` (the site page's test mode, ``?test=1``, writes
     #result), from Chromium's --dump-dom."""
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         args = [chromium(), *FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}"]
         if screenshot is not None:
             args += [f"--screenshot={screenshot}", "--window-size=1000,1400"]
@@ -76,13 +78,14 @@ def page_numbers(url: str, screenshot: Path | None = None, budget_ms: int = 6000
 def live_report(server, url: str, timeout: float = 120) -> dict:
     """Load ``url`` (with ``&report=1``) in real time; return what the page POSTed."""
     server.reported.clear()
-    with tempfile.TemporaryDirectory() as profile:
-        proc = subprocess.Popen([chromium(), *FLAGS, f"--user-data-dir={profile}", url],
+    # (Chromium's helper processes may still write to the profile as it is removed: cleanup errors are ignored)
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
+        proc = subprocess.Popen([chromium(), *FLAGS, f"--user-data-dir={profile}", url], start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             if not server.reported.wait(timeout):
                 raise AssertionError(f"the page at {url} reported nothing within {timeout:g}s")
         finally:
-            proc.terminate()
+            os.killpg(proc.pid, signal.SIGTERM)   # the browser and its helpers: the group it leads
             proc.wait(30)
     return server.reports[-1]
