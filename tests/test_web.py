@@ -81,7 +81,7 @@ def test_page_shows_vaezoo_samples_numbers_and_pixels(site, tmp_path):
 
     with serve(site) as server:
         got = page_numbers(server.url + "index.html?seed=0&test=1", screenshot=tmp_path / "page.png")
-    assert got["noise"] == "numpy" and got["count"] == 64
+    assert got["noise"] == "numpy" and got["count"] == 64 and got["seed"] == 0
     want = np.load(_sample(STARTER, tmp_path / "x.npy", "--seed", "0"))
     images = _f32(got["images"], want.shape)
     assert np.abs(images - want).max() < TOL
@@ -234,3 +234,9 @@ def test_a_failed_write_keeps_the_old_site_and_leaves_no_temp_folder(tmp_path):
     assert (site / "index.html").read_text() == "the old site" and sorted(os.listdir(tmp_path)) == ["site"]
     write_site({"index.html": b"new", "model.json": b"{}"}, site, force=True)
     assert sorted(os.listdir(site)) == ["index.html", "model.json"] and sorted(os.listdir(tmp_path)) == ["site"]
+
+
+def test_a_seed_or_temperature_vaezoo_would_refuse_falls_back_to_the_default(site):
+    with serve(site) as server:
+        got = page_numbers(server.url + "index.html?seed=-3&temperature=nan&test=1")
+    assert (got["seed"], got["temperature"], got["noise"]) == (0, 1, "numpy")

@@ -111,7 +111,10 @@ function draw(canvas, grid) {
 }
 
 // ---------------------------------------------------------------- the three views
-async function drawGrid(seed, temperature) {
+async function drawGrid(seedValue, temperatureValue) {
+  // what `vaezoo sample` accepts: a seed >= 0 (an integer), a finite temperature >= 0; else the defaults
+  const seed = Number.isInteger(seedValue) && seedValue >= 0 ? seedValue : 0;
+  const temperature = Number.isFinite(temperatureValue) && temperatureValue >= 0 ? temperatureValue : 1;
   const n = state.model.noise.count, nrow = Math.ceil(Math.sqrt(n));
   const t0 = performance.now();
   const { eps, source } = noiseFor(seed, n, temperature);
@@ -119,7 +122,7 @@ async function drawGrid(seed, temperature) {
   const grid = gridPixels(images, n, nrow);
   draw($("grid"), grid);
   const ms = performance.now() - t0;
-  Object.assign(state, { eps, n, seed, source });
+  Object.assign(state, { eps, n, seed, temperature, source });
   $("noise-note").textContent = source === "numpy"
     ? `seed ${seed}: numpy's noise, the same samples as \`vaezoo sample ${state.model.id} --seed ${seed}\``
     : `seed ${seed}: the page's own generator (not numpy's stream); seeds 0-${state.model.noise.seeds - 1} match vaezoo sample`;
@@ -212,8 +215,8 @@ async function main() {
   $("grid").addEventListener("click", async (ev) => {
     const [, h, w] = m.shape, nrow = Math.ceil(Math.sqrt(state.n)), rect = $("grid").getBoundingClientRect();
     const x = (ev.clientX - rect.left) / SCALE, y = (ev.clientY - rect.top) / SCALE;
-    const i = Math.floor((y - 2) / (h + 2)) * nrow + Math.floor((x - 2) / (w + 2));
-    if (i < 0 || i >= state.n) return;
+    const row = Math.floor((y - 2) / (h + 2)), col = Math.floor((x - 2) / (w + 2)), i = row * nrow + col;
+    if (row < 0 || col < 0 || col >= nrow || i >= state.n) return;
     if (ev.shiftKey) state.b = i; else { selectA(i); await drawSingle(); }
     await drawPath();
   });
@@ -227,7 +230,7 @@ async function main() {
     const repeats = Number(params.get("repeat") ?? 0), times = [];
     for (let r = 0; r < repeats; r++) times.push((await drawGrid(seed, temperature)).ms);
     const result = JSON.stringify({
-      id: m.id, seed, temperature, count: state.n, noise: first.source, load_ms: loadMs, grid_ms: first.ms, repeat_ms: times,
+      id: m.id, seed: state.seed, temperature: state.temperature, count: state.n, noise: first.source, load_ms: loadMs, grid_ms: first.ms, repeat_ms: times,
       images: b64(first.images), pixels: b64(first.grid.px), pixels_shape: [first.grid.H, first.grid.W, first.grid.c],
       path: b64(path), single: b64(single),
     });
