@@ -130,3 +130,29 @@ def test_every_bundled_starter_has_a_current_card(model_id):
     if cards.is_generated(text):  # a hand-edited card is kept as it is
         assert text == cards.render(folder), f"model_cards/{model_id}.md is stale: run `vaezoo card {model_id} -o {card}`"
     assert json.loads((folder / "config.json").read_text())["id"] == model_id
+
+
+def test_m2_card_round_trips_its_error_rate_and_a_celeba_card_is_not_mit(tmp_path):
+    from huggingface_hub import ModelCard
+
+    folder = fake_checkpoint(tmp_path / "m2", "m2-mnist5k")
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics["validation"].update(error_rate=0.038, cross_entropy=0.104)
+    write_json(folder / "metrics.json", metrics)
+    text = cards.render(folder)
+    parsed = ModelCard(text)
+    assert parsed.data.pipeline_tag == "image-classification"
+    by_type = {r.metric_type: r for r in parsed.data.eval_results}
+    assert by_type["error_rate"].metric_value == 0.038 and by_type["error_rate"].task_type == "image-classification"
+    assert "held-out" in by_type["error_rate"].metric_name and "nats" in by_type["nll"].metric_name
+    assert ModelCard(parsed.content).data.to_dict() == parsed.data.to_dict()   # YAML -> card -> YAML is stable
+    assert "| error rate | 3.80 % |" in text and "not binarised" in text
+
+    celeba = cards.render(fake_checkpoint(tmp_path / "celeba", "dp-factor-celeba"))
+    meta = cards.card_metadata(celeba)
+    assert meta["license"] == "other" and meta["license_link"].startswith("https://mmlab.ie.cuhk.edu.hk")
+    assert "non-commercial research" in celeba and "Weights and code: MIT" not in celeba
+    moons = cards.card_metadata(cards.render(fake_checkpoint(tmp_path / "moons", "vae-moons")))
+    assert "pipeline_tag" not in moons and moons["license"] == "mit"
+    dp = cards.render(fake_checkpoint(tmp_path / "dp", "dp-vae-mnist5k"))
+    assert "not the dpVAE authors'" in dp

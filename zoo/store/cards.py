@@ -98,40 +98,73 @@ def _numbers(d: dict) -> dict:
     return {k: v for k, v in (d or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def _metadata(config: dict, metrics: dict | None, has_graphs: bool) -> str:
-    import yaml
+# licence of the weights by training data: CelebA's agreement allows non-commercial research only
+LICENSES = {"celeba": {"license": "other", "license_name": "celeba-non-commercial-research",
+                       "license_link": "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"}}
+CLASSIFICATION = {"error_rate": "classification error rate (fraction of examples, argmax q(y|x))",
+                  "cross_entropy": "classification cross-entropy -log q(y|x) (nats per example)"}
+
+
+def _license(recipe: dict) -> dict:
+    return LICENSES.get(recipe["data"]["name"], {"license": LICENSE})
+
+
+def _pipeline_tag(config: dict) -> str | None:
+    if config["input"]["kind"] != "image":
+        return None
+    return "image-classification" if _has(config["recipe"], "classifier") else "unconditional-image-generation"
+
+
+def _eval_results(config: dict, metrics: dict | None) -> list:
+    """The recorded validation numbers as huggingface_hub EvalResults, each named with its unit and protocol."""
+    from huggingface_hub import EvalResult
 
     recipe = config["recipe"]
-    mid = recipe["id"]
-    dp = recipe["prior"]["kind"] == "flow"
+    val_all = (metrics or {}).get("validation", {})
+    val = _numbers(val_all)
     ds = recipe["data"]["name"]
     hub_ds, ds_name, _ = DATASETS.get(ds, (None, ds, ds))
+    where = dict(dataset_type=hub_ds or ds, dataset_name=ds_name, dataset_split=val_all.get("split", "val"))
+    n, k = val.get("examples"), val.get("nll_samples")
+    likelihood = recipe["model"]["likelihood"]
+    protocol = f"{n} held-out examples, {likelihood} likelihood on {config['input']['pixel_scale']} inputs"
+    if likelihood == "bernoulli" and config["input"]["kind"] == "image":
+        protocol += " (grey levels, not binarised: not comparable with binarised-MNIST likelihoods)"
     image = config["input"]["kind"] == "image"
+    results = []
+    for key in ("nll", "neg_elbo", "kl", "recon"):
+        if key in val:
+            name = METRIC_NAMES[key] + (f", K={k}" if key == "nll" and k else "") + f"; {protocol}"
+            results.append(EvalResult(task_type="unconditional-image-generation" if image else "density-estimation",
+                                      task_name="Density estimation (held-out log-likelihood)", metric_type=key,
+                                      metric_value=round(float(val[key]), 4), metric_name=name, **where))
+    for key, text in CLASSIFICATION.items():
+        if key in val:
+            results.append(EvalResult(task_type="image-classification", task_name="Classification q(y|x)",
+                                      metric_type=key, metric_value=round(float(val[key]), 4),
+                                      metric_name=f"{text}; {n} held-out examples, neither labelled nor unlabelled in training",
+                                      **where))
+    return results
+
+
+def _metadata(config: dict, metrics: dict | None, has_graphs: bool) -> str:
+    """The card's YAML front matter, through huggingface_hub's ModelCardData (so the Hub reads it as its own)."""
+    from huggingface_hub import ModelCardData
+
+    recipe = config["recipe"]
+    dp = recipe["prior"]["kind"] == "flow"
+    hub_ds = DATASETS.get(recipe["data"]["name"], (None,))[0]
     tags = ["vaezoo", "vae", "variational-autoencoder", "generative-model", f"vaezoo-{recipe['family']}"]
     if dp:
         tags += ["decoupled-prior", "normalizing-flow"]
     if _has(recipe, "classifier"):
         tags.append("semi-supervised")
     tags += ["safetensors"] + (["onnx"] if has_graphs else [])
-    meta: dict = {"library_name": "vaezoo", "license": LICENSE, "tags": tags}
-    if hub_ds:
-        meta["datasets"] = [hub_ds]
-    if image:
-        meta["pipeline_tag"] = "unconditional-image-generation"
-    val = _numbers((metrics or {}).get("validation", {}))
-    scores = [(k, val[k]) for k in ("nll", "neg_elbo", "kl", "recon", "accuracy", "error") if k in val]
-    if scores:
-        k_samples = val.get("nll_samples")
-        results = [{
-            "task": {"type": "unconditional-image-generation" if image else "density-estimation",
-                     "name": "Density estimation (held-out log-likelihood)"},
-            "dataset": {"type": hub_ds or ds, "name": ds_name, "split": (metrics or {}).get("validation", {}).get("split", "val")},
-            "metrics": [{"type": k, "value": round(float(v), 4),
-                         "name": METRIC_NAMES.get(k, k) + (f", K={k_samples}" if k == "nll" and k_samples else "")}
-                        for k, v in scores],
-        }]
-        meta["model-index"] = [{"name": mid, "results": results}]
-    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=1000) + "---\n"
+    results = _eval_results(config, metrics)
+    data = ModelCardData(library_name="vaezoo", tags=tags, datasets=[hub_ds] if hub_ds else None,
+                         pipeline_tag=_pipeline_tag(config), model_name=recipe["id"] if results else None,
+                         eval_results=results or None, **_license(recipe))
+    return "---\n" + data.to_yaml() + "\n---\n"
 
 
 def _about(config: dict) -> list[str]:
@@ -144,7 +177,9 @@ def _about(config: dict) -> list[str]:
         lines.append("The decoupled prior separates the representation space z, where the regulariser acts, from the "
                      f"generation space eps ~ N(0, I): an invertible RealNVP flow of {recipe['prior'].get('blocks')} affine "
                      "coupling blocks maps one to the other, so the regulariser shapes z without leaving holes that "
-                     "sampling from N(0, I) would fall into. Samples are `decoder(g^-1(eps))`.")
+                     "sampling from N(0, I) would fall into. Samples are `decoder(g^-1(eps))`. The regulariser's "
+                     "settings and the networks are this zoo's recipe for the family, not the dpVAE authors' released "
+                     "configurations (those use a 2-d latent and their own conv nets).")
     if pub:
         lines.append("")
         lines.append("Follows: " + "; ".join(f"[{title}]({url})" if url else title for title, url in pub.papers) + ".")
@@ -237,8 +272,20 @@ def _evaluation(config: dict, metrics: dict | None) -> list[str]:
         + (", p(z) evaluated through the flow" if config["recipe"]["prior"]["kind"] == "flow" else "") + ".",
         "",
     ]
-    rows = [(METRIC_NAMES.get(k, k), _fmt(float(v))) for k, v in _numbers(val).items() if k not in ("examples", "nll_samples")]
-    return lines + _table(rows, ("metric", "value"))
+    if config["recipe"]["model"]["likelihood"] == "bernoulli" and config["input"]["kind"] == "image":
+        lines[0] += (" The Bernoulli likelihood is evaluated on grey levels in [0, 1], not on binarised images, so these "
+                     "numbers do not compare with binarised-MNIST likelihoods in the literature.")
+    nums = {k: v for k, v in _numbers(val).items() if k not in ("examples", "nll_samples")}
+    rows = [(METRIC_NAMES.get(k, k), _fmt(float(v))) for k, v in nums.items() if k not in CLASSIFICATION]
+    lines += _table(rows, ("metric", "value"))
+    if any(k in nums for k in CLASSIFICATION):
+        lines += ["", f"Classification by q(y|x) on the same {n} examples (none of them was used in training, "
+                      "labelled or unlabelled):", ""]
+        rows = [("error rate", f"{100 * nums['error_rate']:.2f} %")] if "error_rate" in nums else []
+        if "cross_entropy" in nums:
+            rows.append(("cross-entropy -log q(y|x)", f"{_fmt(float(nums['cross_entropy']))} nats"))
+        lines += _table(rows, ("metric", "value"))
+    return lines
 
 
 def _usage(config: dict, repo: str, has_graphs: bool) -> list[str]:
@@ -377,9 +424,18 @@ def render(folder: Path, repo_id: str | None = None) -> str:
     body += ["## Files", ""] + _files(manifest) + [""]
     body += ["## Limitations and intended use", ""] + _limitations(config) + [""]
     body += ["## Licence and citation", "",
-             f"Weights and code: MIT (vaezoo). Data: {_dataset_text(recipe['data']['name'])}.",
+             _licence_text(recipe),
              "If you use this model, cite the paper(s) above and vaezoo."]
     return stamp("\n".join(body))
+
+
+def _licence_text(recipe: dict) -> str:
+    data = f"Data: {_dataset_text(recipe['data']['name'])}."
+    lic = _license(recipe)
+    if lic["license"] == LICENSE:
+        return f"Weights and code: MIT (vaezoo). {data}"
+    return (f"Code: MIT (vaezoo). Weights: trained on data whose terms allow non-commercial research only "
+            f"({lic['license_link']}); they carry those terms. {data}")
 
 
 def card_metadata(text: str) -> dict:
