@@ -200,6 +200,14 @@ def test_cli_npy_logits_and_usage_errors(tiny_m2, digits, tmp_path):
     assert r.returncode == 2 and "1 <= i <= n" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("classify", str(tiny_m2), str(tmp_path / "x.npy"), "-o", str(out), "--backend", "torch")
     assert r.returncode == 2 and "exists" in r.stderr
+    # --json: the summary is one indented document on stdout (the rows are in the -o file) ...
+    r = run_cli("classify", str(tiny_m2), str(tmp_path / "x.npy"), "-o", str(tmp_path / "p.csv"), "--backend", "torch", "--json", "-q")
+    assert r.returncode == 0 and r.stdout.startswith("{\n"), r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["classified"] == 20 and summary["failed"] == 0 and summary["output"] == str(tmp_path / "p.csv")
+    # ... so without -o, where stdout carries the rows, it is refused before anything runs
+    r = run_cli("classify", str(tiny_m2), str(tmp_path / "x.npy"), "--backend", "torch", "--json")
+    assert r.returncode == 2 and "give -o" in r.stderr and r.stdout == ""
 
 
 BLOCK_TORCH = "import sys; sys.modules['torch'] = None; "

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Optional
 
 import typer
 
 from vaezoo.cli.app import app
-from vaezoo.cli.options import JsonOpt, ModelArg, OfflineOpt
+from vaezoo.cli.options import print_json, JsonOpt, ModelArg, OfflineOpt
 from vaezoo.errors import VaezooError
 
 
@@ -31,16 +30,16 @@ def list_cmd(
             continue
         rows.append({"id": mid, "family": r["family"], "dataset": r["data"]["name"], "available": where})
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        print_json(rows)
         return
     if not rows:
         typer.echo(f"no model matches {pattern!r}", err=True)
         raise typer.Exit(1)
-    width = max(len(r["id"]) for r in rows)
-    fam = max(10, *(len(r["family"]) for r in rows))
-    typer.echo(f"{'ID':<{width}}  {'FAMILY':<{fam}} {'DATASET':<8} AVAILABLE")
-    for r in rows:
-        typer.echo(f"{r['id']:<{width}}  {r['family']:<{fam}} {r['dataset']:<8} {','.join(r['available']) or '-'}")
+    table = [("ID", "FAMILY", "DATASET", "AVAILABLE")]
+    table += [(r["id"], r["family"], r["dataset"], ",".join(r["available"]) or "-") for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(3)]   # every column as wide as its widest cell
+    for row in table:
+        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[3])
 
 
 @app.command()
@@ -76,7 +75,7 @@ def info(model: ModelArg, as_json: JsonOpt = False, offline: OfflineOpt = False)
               "available": ["hub"] if is_hub_spec(model) else ["path"] if explicit else availability(recipe["id"]),
               "recipe": recipe, "config": config, "metrics": metrics}
     if as_json:
-        typer.echo(json.dumps(record, indent=2))
+        print_json(record)
         return
     pub = lookup(str(recipe.get("family")))
     papers = "; ".join(f"{paper} {link}".strip() for paper, link in pub.papers) if pub else recipe.get("paper", "")

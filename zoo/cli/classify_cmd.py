@@ -5,7 +5,6 @@ None of them imports torch with ``--backend onnx`` (or auto with exported graphs
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, List, Optional
@@ -14,7 +13,7 @@ import numpy as np
 import typer
 
 from vaezoo.cli.app import app
-from vaezoo.cli.options import (Backend, BackendOpt, BatchSizeOpt, DeviceOpt, ForceOpt, Format, JsonOpt, ModelArg, OfflineOpt,
+from vaezoo.cli.options import (print_json, Backend, BackendOpt, BatchSizeOpt, DeviceOpt, ForceOpt, Format, JsonOpt, ModelArg, OfflineOpt,
                                 OutputOpt, QuietOpt, SeedOpt, TemperatureOpt, emit, require_output)
 
 EXIT_SOME_FAILED = 3
@@ -48,6 +47,9 @@ def classify(
     from vaezoo.runtime.pipeline import load_pipeline
 
     engine.parse_shard(shard)
+    if as_json and output is None:
+        raise UsageError("--json prints the run's summary on stdout, where the rows go without -o: "
+                         "give -o preds.csv (or .jsonl, .npy) for the rows")
     kind = fmt.value if fmt else "csv"
     if output is not None:
         ext = output.suffix.lower()
@@ -79,10 +81,10 @@ def classify(
            + (f", {summ.failed} FAILED" if summ.failed else "")
            + f" in {summ.seconds:.1f}s ({rate:.0f} items/s, backend {pipe.backend.name}){where}")
     print(msg, file=sys.stderr)
-    if as_json:
-        print(json.dumps({"model": pipe.id, "backend": pipe.backend.name, "items": summ.items, "total": summ.total,
-                          "shard": list(summ.shard), "classified": summ.classified, "failed": summ.failed,
-                          "seconds": round(summ.seconds, 3), "output": str(output) if output else None}), file=sys.stderr)
+    if as_json:   # the rows went to the -o file (checked above), so stdout is free for the summary
+        print_json({"model": pipe.id, "backend": pipe.backend.name, "items": summ.items, "total": summ.total,
+                    "shard": list(summ.shard), "classified": summ.classified, "failed": summ.failed,
+                    "seconds": round(summ.seconds, 3), "output": str(output)})
     if summ.failed:
         raise typer.Exit(EXIT_SOME_FAILED)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -10,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from vaezoo.cli.app import app
-from vaezoo.cli.options import Exporter, ForceOpt, JsonOpt, ModelArg, OfflineOpt
+from vaezoo.cli.options import print_json, Exporter, ForceOpt, JsonOpt, ModelArg, OfflineOpt
 from vaezoo.export.onnx_export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 
 
@@ -35,7 +34,7 @@ def export_cmd(
     report = export_checkpoint(folder, output, opset=opset, fp16=fp16, int8=int8, check=check, exporter=exporter.value,
                                force=force, log=lambda msg: print(msg, file=sys.stderr))
     if as_json:
-        typer.echo(json.dumps(report, indent=2))
+        print_json(report)
         return
     worst = max((v for p in report["parts"].values() for v in p["parity"].values()), default=0.0)
     status = "passed" if report["ok"] else "FAILED"

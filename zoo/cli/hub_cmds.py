@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from vaezoo.cli.app import app
-from vaezoo.cli.options import Files, ForceOpt, JsonOpt, ModelArg, OfflineOpt, RevisionOpt, complete_model
+from vaezoo.cli.options import print_json, Files, ForceOpt, JsonOpt, ModelArg, OfflineOpt, RevisionOpt, complete_model
 
 
 def _hub_target(model: str, revision: Optional[str]) -> tuple[str, str]:
@@ -62,7 +61,7 @@ def pull(
     record = {"model": config.get("id"), "repo": repo, "revision": rev, "commit": folder.name,
               "path": str(folder), "files": present}
     if as_json:
-        typer.echo(json.dumps(record, indent=2))
+        print_json(record)
         return
     typer.echo(f"{config.get('id')}: {repo}@{rev} (commit {folder.name}), {len(present)} files verified", err=True)
     typer.echo(str(folder))
@@ -99,7 +98,7 @@ def push(
     result = hub.push(folder, repo_id, private=private, branch=revision, commit_message=commit_message, card=card,
                       overwrite_card=overwrite_card, keep_card=keep_card, rehash=rehash)
     if as_json:
-        typer.echo(json.dumps(result, indent=2))
+        print_json(result)
         return
     spec = hub.format_spec(repo_id, result["commit"])
     typer.echo(f"pushed {len(result['files'])} files to {repo_id}@{result['revision']}; pin it as {spec}", err=True)

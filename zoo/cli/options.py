@@ -118,7 +118,7 @@ OutputOpt = Annotated[Optional[Path], typer.Option("-o", "--output", help="Outpu
 ForceOpt = Annotated[bool, typer.Option(
     "--force", help="Replace what is already there: an existing output (train: start over; pull: download again even when cached).")]
 JsonOpt = Annotated[bool, typer.Option(
-    "--json", help="Print a machine-readable JSON summary when done, on stdout (classify: on stderr, as its rows go to stdout).")]
+    "--json", help="Print a machine-readable JSON summary when done: one indented JSON document on stdout (classify: needs -o for its rows).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 SeedOpt = Annotated[int, typer.Option(
     "--seed", min=0, help="Seed of the random draws: numpy's, outside the graphs, so a seed gives the same samples on every backend (train: overrides train.seed).")]
@@ -133,9 +133,17 @@ RevisionOpt = Annotated[Optional[str], typer.Option(
     "--revision", help="Hub revision: pull fetches this branch, tag or commit instead of the pinned one; push commits to this branch (created from main when missing; default main).")]
 
 
+def print_json(obj) -> None:
+    """Every command's --json: one indented JSON document on stdout (results on stdout, messages on stderr)."""
+    typer.echo(json.dumps(obj, indent=2))
+
+
 def emit(summary: dict, as_json: bool, text: str) -> None:
     """Report what a command did: JSON on stdout for machines, or a short line for people."""
-    typer.echo(json.dumps(summary) if as_json else text)
+    if as_json:
+        print_json(summary)
+    else:
+        typer.echo(text)
 
 
 def require_output(output: Optional[Path]) -> Path:

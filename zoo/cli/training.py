@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from vaezoo.cli.app import app
-from vaezoo.cli.options import BatchSizeOpt, DeviceOpt, ForceOpt, JsonOpt, QuietOpt, SeedOpt, complete_files
+from vaezoo.cli.options import print_json, BatchSizeOpt, DeviceOpt, ForceOpt, JsonOpt, QuietOpt, SeedOpt, complete_files
 
 
 def complete_recipe(incomplete: str) -> list[str]:
@@ -55,6 +55,6 @@ def train(
     metrics = run_training(rec, folder, device=device, resume=resume, force=force, data_dir=data_dir, progress=not quiet,
                            threads=threads, overrides=over)
     if as_json:
-        typer.echo(json.dumps(metrics, indent=2))
+        print_json(metrics)
     else:
         typer.echo(str(folder))
