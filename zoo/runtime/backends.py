@@ -25,14 +25,16 @@ def make_backend(folder: Path, backend: str = "auto", device: str = "cpu"):
         from vaezoo.runtime.onnx_backend import OnnxBackend
 
         return OnnxBackend(folder, device)
-    if not _installed("torch"):
+    try:
+        import torch  # noqa: F401  (the torch backend needs it; one probe, where it is used)
+    except ImportError:
         if backend == "torch":
-            raise UsageError("the torch backend needs PyTorch (pip install 'vaezoo[torch]'), or use --backend onnx")
+            raise UsageError("the torch backend needs PyTorch (pip install 'vaezoo[torch]'), or use --backend onnx") from None
         if graphs:   # a bare `pip install vaezoo`: the graphs are there, their runtime is not
             raise UsageError("running the ONNX graphs needs ONNX Runtime: pip install 'vaezoo[cpu]' "
-                             "(or 'vaezoo[gpu]' on a CUDA machine)")
+                             "(or 'vaezoo[gpu]' on a CUDA machine)") from None
         raise UsageError(f"{folder} has no ONNX graphs (onnx/*.onnx) and PyTorch is not installed: install "
-                         "'vaezoo[torch]', or export the graphs where torch is installed (`vaezoo export MODEL`)")
+                         "'vaezoo[torch]', or export the graphs where torch is installed (`vaezoo export MODEL`)") from None
     from vaezoo.runtime.torch_backend import TorchBackend
 
     return TorchBackend(folder, device)
