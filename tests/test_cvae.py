@@ -197,3 +197,20 @@ def test_style_transfer_with_analogies(label_cvae, tmp_path):
     assert not np.allclose(grid[0], grid[1])   # the columns are different labels
     metrics = json.loads((label_cvae / "metrics.json").read_text())
     assert metrics["validation"]["conditioned_on"] == "each held-out example on its true label"
+
+
+def test_completion_script_prints_its_table(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "cvae_completion.py"), "--steps", "4", "--nll-samples", "2",
+                        "--keep", "top,right", "--per-input", "2", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    rows = [line.split("|") for line in r.stdout.splitlines() if line.startswith("| top") or line.startswith("| right")]
+    assert len(rows) == 2 and all(0 <= float(c.strip().rstrip("%")) <= 100 for row in rows for c in row[2:4])
+    res = json.loads((tmp_path / "cvae_completion.json").read_text())
+    assert res["protocol"]["digits"] == 500 and set(res["runs"]["0"]) == {"top", "right"}
+    assert res["runs"]["0"]["top"]["kept_half"] < res["protocol"]["whole_digit"]
