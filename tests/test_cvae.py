@@ -197,6 +197,10 @@ def test_style_transfer_with_analogies(label_cvae, tmp_path):
     assert not np.allclose(grid[0], grid[1])   # the columns are different labels
     metrics = json.loads((label_cvae / "metrics.json").read_text())
     assert metrics["validation"]["conditioned_on"] == "each held-out example on its true label"
+    from vaezoo.store.cards import render
+
+    card = render(label_cvae)   # no classifier: the card shows what works, inputs with their classes
+    assert "analogies" in card and "--classes 3,7" in card and "vaezoo encode" not in card
 
 
 def test_completion_script_prints_its_table(tmp_path):

@@ -257,9 +257,15 @@ def _usage(config: dict, repo: str, has_graphs: bool) -> list[str]:
         "```bash",
         'pip install "vaezoo[cpu]"',
         f"vaezoo sample {spec} -n 64 --seed 0 -o {out_fmt}" + ("   # ONNX Runtime, no torch needed" if has_graphs else ""),
-        f"vaezoo encode {spec} inputs/ -o latents.csv",
-        f"vaezoo reconstruct {spec} inputs/ -o {'recon.png' if image else 'recon.npy'}",
     ]
+    # a conditional model without a classifier cannot tell an input's class: its inputs come with their classes
+    given_classes = _has(recipe, "conditional") and not classifier
+    if given_classes:
+        lines += [f"vaezoo sample {spec} --label 3 -n 16 -o threes.png",
+                  f"vaezoo analogies {spec} a.png b.png --classes 3,7 -o styles.png   # each input's style under every class"]
+    else:
+        lines += [f"vaezoo encode {spec} inputs/ -o latents.csv",
+                  f"vaezoo reconstruct {spec} inputs/ -o {'recon.png' if image else 'recon.npy'}"]
     if classifier:
         lines.append(f"vaezoo classify {spec} inputs/ -o predictions.csv")
     lines += [
@@ -273,9 +279,12 @@ def _usage(config: dict, repo: str, has_graphs: bool) -> list[str]:
         "",
         f'pipe = vaezoo.load("{spec}", backend="{"onnx" if has_graphs else "torch"}")',
         f"x = pipe.sample(16, seed=0)          # numpy float32, shape (16, {', '.join(map(str, shape))})" + (", in [0, 1]" if image else ""),
-        "mu, logvar = pipe.encode(x)          # posterior means and log-variances",
-        "x_hat = pipe.reconstruct(x)",
     ]
+    if given_classes:
+        lines.append("grid = pipe.analogies(x=x[:2], labels=[0, 1])   # rows: the inputs' styles; columns: the classes")
+    else:
+        lines += ["mu, logvar = pipe.encode(x)          # posterior means and log-variances",
+                  "x_hat = pipe.reconstruct(x)"]
     if classifier:
         lines.append("probs = pipe.classify(x)             # class probabilities")
     lines += ["```", ""]
