@@ -31,6 +31,8 @@ MEANINGS = {
     "y": "one-hot class labels, N x {k} (order of 'labels')",
     "z": "latent code in the representation space (what the encoder's mu lives in), N x {d}",
     "eps": "latent code in the generation space, N x {d}: eps ~ N(0, I) for sampling",
+    "kept": "the kept half of each image (the rest zero-filled), N x {data}: x * mask (vaezoo.completion)",
+    "mask": "1 on the kept half of each image, 0 on the half to generate, N x {data}",
     "mu": "mean of q(z|x), N x {d}",
     "logvar": "log-variance of q(z|x), N x {d}",
     "logdet": "log |det d eps / d z| of the prior flow, N (zero for the standard prior)",

@@ -6,6 +6,7 @@ recipe settings (model, prior, objective, data, train, eval), under these keys:
     paper          "Authors year, title"            link      URL of the paper
     summary        one line: "a FactorVAE: ..."     (the model cards start from it)
     conditional    decoder(z, y) and encoder(x, y)  classifier  has a q(y|x) part
+    completion     decoder(z, kept, mask) and encoder(x, kept, mask): completes half images (vaezoo.completion)
     classifier_reads  what q(y|x) reads when it is not the pixels (for the cards)
     disentangling  its objective pushes towards factorised latents (the cards say what that promises)
     label_budgets  also published as <family>-<budget> with data.labels = budget
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from vaezoo.errors import VaezooError
 
-FACT_KEYS = ("paper", "link", "summary", "conditional", "classifier", "classifier_reads", "disentangling",
+FACT_KEYS = ("paper", "link", "summary", "conditional", "completion", "classifier", "classifier_reads", "disentangling",
              "label_budgets", "variants", "datasets", "per_dataset")
 VARIANT_FACT_KEYS = ("paper", "link", "summary")
 RECIPE_DIR = Path(__file__).resolve().parent.parent / "train" / "recipes"
@@ -64,6 +65,7 @@ class Family:
     link: str
     summary: str
     conditional: bool
+    completion: bool
     classifier: bool
     classifier_reads: str
     disentangling: bool
@@ -122,7 +124,8 @@ def families() -> dict[str, Family]:
             raise VaezooError(f"base.toml [families.{name}] names unknown variant(s) {', '.join(unknown)}")
         out[name] = Family(
             name=name, paper=table["paper"], link=table["link"], summary=table["summary"],
-            conditional=bool(table.get("conditional", False)), classifier=bool(table.get("classifier", False)),
+            conditional=bool(table.get("conditional", False)), completion=bool(table.get("completion", False)),
+            classifier=bool(table.get("classifier", False)),
             classifier_reads=str(table.get("classifier_reads", "")),
             disentangling=bool(table.get("disentangling", False)),
             label_budgets=tuple(int(b) for b in table.get("label_budgets", [])),
@@ -155,5 +158,5 @@ def lookup(name: str) -> Published | None:
 
 
 def names_with(fact: str) -> list[str]:
-    """Family names whose boolean fact (``conditional``, ``classifier``, ``disentangling``) is true."""
+    """Family names whose boolean fact (``conditional``, ``completion``, ``classifier``, ``disentangling``) is true."""
     return [f.name for f in families().values() if getattr(f, fact)]

@@ -17,7 +17,7 @@ import sys
 
 import typer
 
-from vaezoo.cli import catalog, classify_cmd, codec, export_cmd, generate, hub_cmds, training, web  # noqa: F401
+from vaezoo.cli import catalog, classify_cmd, codec, complete, export_cmd, generate, hub_cmds, training, web  # noqa: F401
 from vaezoo.cli.app import app
 from vaezoo.errors import VaezooError
 

@@ -226,7 +226,8 @@ def evaluate(
 def analogies(
     model: ModelArg,
     rows: Annotated[int, typer.Option("--rows", "-n", min=1, help="Rows: one latent z each (prior draws from --seed).")] = 10,
-    inputs: Annotated[Optional[List[str]], typer.Argument(help="Images whose styles (z under their predicted class) give the rows.")] = None,
+    inputs: Annotated[Optional[List[str]], typer.Argument(help="Images whose styles (z under their class: --classes, or the predicted one) give the rows.")] = None,
+    classes: Annotated[Optional[str], typer.Option("--classes", help="The inputs' classes, comma-separated, one per input (models without a classifier need them).")] = None,
     seed: SeedOpt = 0,
     temperature: TemperatureOpt = 1.0,
     output: OutputOpt = None,
@@ -236,14 +237,14 @@ def analogies(
     as_json: JsonOpt = False,
     offline: OfflineOpt = False,
 ) -> None:
-    """The M2 paper's analogies grid for conditional models: one row per z, one column per class."""
+    """The M2 paper's analogies grid for conditional models: one row per z, one column per class (style transfer)."""
     from vaezoo.io.images import load_inputs, save_output
     from vaezoo.runtime.pipeline import load_pipeline
 
     output = require_output(output)
     pipe = load_pipeline(model, backend.value, device, offline=offline)
     x = load_inputs(inputs, pipe.shape)[0] if inputs else None
-    out = pipe.analogies(rows, seed, temperature, x)
+    out = pipe.analogies(rows, seed, temperature, x, None if classes is None else [v.strip() for v in classes.split(",")])
     save_output(out, output, force=force, nrow=len(pipe.labels))
     emit({"model": pipe.id, "output": str(output), "rows": len(out) // len(pipe.labels), "backend": pipe.backend.name},
          as_json, f"wrote a {len(out) // len(pipe.labels)} x {len(pipe.labels)} analogies grid to {output}")

@@ -5,6 +5,8 @@
     reconstruct = decode(encoder(x).mu)
     traverse / interpolate work in the generation space (eps) and map back through prior_inverse,
     which is the identity for the standard prior.
+    complete    = kept + (1 - mask) * decode(prior_inverse(T * eps), kept, mask), for completion models
+                  (kept = x * mask, mask = the kept half: vaezoo.completion)
 
 Noise is drawn outside every graph, so a seed gives the same samples from any backend.
 All inputs and outputs are numpy float32; images are N x C x H x W in [0, 1].
@@ -18,6 +20,7 @@ from typing import Iterator
 
 import numpy as np
 
+from vaezoo.completion import half_mask
 from vaezoo.errors import UsageError
 from vaezoo.families import names_with
 
@@ -75,6 +78,7 @@ class Pipeline:
         self.is_image = config["input"]["kind"] == "image"
         self.labels = list(config.get("labels", []))
         self.conditional = bool(config.get("conditional", False))  # decoder(z, y_onehot), encoder(x, y_onehot)
+        self.completion = bool(config.get("completion", False))    # decoder(z, kept, mask), encoder(x, kept, mask)
 
     @property
     def id(self) -> str:
@@ -117,7 +121,7 @@ class Pipeline:
         return check_finite(x.astype(np.float32), "inputs")
 
     # -- labels (semi-supervised and other conditional models)
-    def label_index(self, label) -> int:
+    def label_index(self, label, option: str = "--label") -> int:
         """A class index from an index or a label name (``3`` or ``"3"``)."""
         if not self.labels:
             raise UsageError(f"{self.id} has no classes")
@@ -128,7 +132,7 @@ class Pipeline:
         except (TypeError, ValueError):
             i = -1
         if not 0 <= i < len(self.labels):
-            raise UsageError(f"--label {label!r} is not a class of {self.id} ({', '.join(self.labels)})")
+            raise UsageError(f"{option} {label!r} is not a class of {self.id} ({', '.join(self.labels)})")
         return i
 
     def onehot(self, y) -> np.ndarray:
@@ -149,15 +153,31 @@ class Pipeline:
         """Class probabilities q(y|x), N x K."""
         return softmax(self.classify_logits(x))
 
-    def analogies(self, rows: int = 10, seed: int = 0, temperature: float = 1.0, x: np.ndarray | None = None) -> np.ndarray:
-        """The paper's analogies: one z per row (prior draws, or the codes of ``x`` under their
-        predicted class), one class per column; returns rows * K images in row-major order."""
+    def has_classifier(self) -> bool:
+        has = getattr(self.backend, "has", None)
+        return bool(self.labels) and (has is None or has("classifier"))
+
+    def analogies(self, rows: int = 10, seed: int = 0, temperature: float = 1.0, x: np.ndarray | None = None,
+                  labels: list | None = None) -> np.ndarray:
+        """The paper's analogies: one z per row (prior draws, or the codes of ``x`` under their classes:
+        ``labels``, one per input, or else the classifier's predictions), one class per column; returns
+        rows * K images in row-major order."""
         if not self.conditional:
             raise UsageError(f"{self.id} is not a conditional model; analogies need one ({models_with('conditional')})")
         k = len(self.labels)
+        if labels is not None and x is None:
+            raise UsageError("--classes names the classes of input images: give the images too")
         if x is not None:
-            y = self.classify_logits(x).argmax(1)
-            z, _ = self.backend.run("encoder", self.check_inputs(x), self.onehot(y))
+            x = self.check_inputs(x)
+            if labels is not None:
+                if len(labels) != len(x):
+                    raise UsageError(f"--classes gives {len(labels)} classes for {len(x)} inputs: give one per input")
+                y = np.array([self.label_index(v, "--classes") for v in labels])
+            elif self.has_classifier():
+                y = self.classify_logits(x).argmax(1)
+            else:
+                raise UsageError(f"{self.id} has no classifier to tell the inputs' classes: give them with --classes")
+            z, _ = self.backend.run("encoder", x, self.onehot(y))
         else:
             z = self.from_generation(self.noise(rows, seed, temperature))
         z = np.repeat(z.astype(np.float32), k, axis=0)
@@ -165,8 +185,19 @@ class Pipeline:
         return self.decode(z, y)
 
     # -- the operations
+    def no_completion(self) -> None:
+        if self.completion:
+            raise UsageError(f"{self.id} generates from half an image: use `vaezoo complete {self.id} IMAGES --keep top`")
+
+    def to_data(self, out: np.ndarray) -> np.ndarray:
+        """Decoder output -> data: sigmoid of logits, or the mean (clipped to [0, 1] for images)."""
+        if self.decoder_output == "logits":
+            return sigmoid(out)
+        return np.clip(out, 0.0, 1.0) if self.is_image else out.astype(np.float32)
+
     def decode(self, z: np.ndarray, y=None) -> np.ndarray:
         """Decoder means; conditional models need class indices ``y`` (one per code)."""
+        self.no_completion()
         z = self.check_latents(z)
         if self.conditional:
             if y is None:
@@ -175,9 +206,30 @@ class Pipeline:
             (out,) = self.backend.run("decoder", z, self.onehot(y))
         else:
             (out,) = self.backend.run("decoder", z)
-        if self.decoder_output == "logits":
-            return sigmoid(out)
-        return np.clip(out, 0.0, 1.0) if self.is_image else out.astype(np.float32)
+        return self.to_data(out)
+
+    def check_completion(self) -> None:
+        """A one-line UsageError unless the model completes images (decoder(z, kept, mask))."""
+        if not self.completion:
+            raise UsageError(f"{self.id} does not condition on images, so --keep has nothing to keep "
+                             f"(image completion needs one of the {models_with('completion')})")
+
+    def complete(self, x: np.ndarray, keep: str, n: int = 1, seed: int = 0, temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """(kept, completions): ``kept`` = x with the half ``keep`` kept and the rest zeroed (N x ...);
+        completions N x n x ...: z = prior_inverse(T * eps), eps drawn with numpy from ``seed`` (row-major,
+        input by input), decoded with (kept, mask), and the kept half pasted back over the decoder's mean."""
+        self.check_completion()
+        mask = half_mask(self.shape, keep)
+        x = self.check_inputs(x)
+        if n < 1:
+            raise UsageError("-n must be at least 1")
+        kept = x * mask
+        z = self.from_generation(self.noise(len(x) * n, seed, temperature))
+        rep = np.repeat(kept, n, axis=0)
+        masks = np.ascontiguousarray(np.broadcast_to(mask, rep.shape))
+        (out,) = self.backend.run("decoder", z, rep, masks)
+        done = rep + (1.0 - masks) * self.to_data(out)
+        return kept, done.reshape(len(x), n, *self.shape).astype(np.float32)
 
     def from_generation(self, eps: np.ndarray) -> np.ndarray:
         (z,) = self.backend.run("prior_inverse", self.check_latents(eps))
@@ -216,6 +268,7 @@ class Pipeline:
         """(mu, logvar) of q(z|x); with space='generation', mu is mapped through the flow."""
         if space not in ("representation", "generation"):
             raise UsageError("--space must be 'representation' or 'generation'")
+        self.no_completion()
         x = self.check_inputs(x)
         if self.conditional:  # q(z|x, y) under the predicted class
             mu, logvar = self.backend.run("encoder", x, self.onehot(self.classify_logits(x).argmax(1)))

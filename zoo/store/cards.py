@@ -269,7 +269,8 @@ def _evaluation(config: dict, metrics: dict | None) -> list[str]:
         f"split of {config['recipe']['data']['name']}; every number is in nats per example, summed over the input's "
         "dimensions (lower is better). The NLL is the importance-sampled bound "
         f"-log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x) with K = {k} samples from q(z|x)"
-        + (", p(z) evaluated through the flow" if config["recipe"]["prior"]["kind"] == "flow" else "") + ".",
+        + (", p(z) evaluated through the flow" if config["recipe"]["prior"]["kind"] == "flow" else "") + "."
+        + (f" Every term is conditioned on c (p(x|z, c), q(z|x, c)): {val['conditioned_on']}." if "conditioned_on" in val else ""),
         "",
     ]
     if config["recipe"]["model"]["likelihood"] == "bernoulli" and config["input"]["kind"] == "image":
@@ -296,14 +297,22 @@ def _usage(config: dict, repo: str, has_graphs: bool) -> list[str]:
     n_lat = config["latent_dim"]
     shape = tuple(config["input"]["shape"])
     out_fmt = "grid.png" if image else "samples.npy"
+    if _has(recipe, "completion"):
+        return _completion_usage(config, spec, has_graphs)
     lines = [
         "### Command line", "",
         "```bash",
         'pip install "vaezoo[cpu]"',
         f"vaezoo sample {spec} -n 64 --seed 0 -o {out_fmt}" + ("   # ONNX Runtime, no torch needed" if has_graphs else ""),
-        f"vaezoo encode {spec} inputs/ -o latents.csv",
-        f"vaezoo reconstruct {spec} inputs/ -o {'recon.png' if image else 'recon.npy'}",
     ]
+    # a conditional model without a classifier cannot tell an input's class: its inputs come with their classes
+    given_classes = _has(recipe, "conditional") and not classifier
+    if given_classes:
+        lines += [f"vaezoo sample {spec} --label 3 -n 16 -o threes.png",
+                  f"vaezoo analogies {spec} a.png b.png --classes 3,7 -o styles.png   # each input's style under every class"]
+    else:
+        lines += [f"vaezoo encode {spec} inputs/ -o latents.csv",
+                  f"vaezoo reconstruct {spec} inputs/ -o {'recon.png' if image else 'recon.npy'}"]
     if classifier:
         lines.append(f"vaezoo classify {spec} inputs/ -o predictions.csv")
     lines += [
@@ -317,9 +326,12 @@ def _usage(config: dict, repo: str, has_graphs: bool) -> list[str]:
         "",
         f'pipe = vaezoo.load("{spec}", backend="{"onnx" if has_graphs else "torch"}")',
         f"x = pipe.sample(16, seed=0)          # numpy float32, shape (16, {', '.join(map(str, shape))})" + (", in [0, 1]" if image else ""),
-        "mu, logvar = pipe.encode(x)          # posterior means and log-variances",
-        "x_hat = pipe.reconstruct(x)",
     ]
+    if given_classes:
+        lines.append("grid = pipe.analogies(x=x[:2], labels=[0, 1])   # rows: the inputs' styles; columns: the classes")
+    else:
+        lines += ["mu, logvar = pipe.encode(x)          # posterior means and log-variances",
+                  "x_hat = pipe.reconstruct(x)"]
     if classifier:
         lines.append("probs = pipe.classify(x)             # class probabilities")
     lines += ["```", ""]
@@ -360,6 +372,43 @@ def _usage(config: dict, repo: str, has_graphs: bool) -> list[str]:
     lines += ["", "Each graph also carries its description (model id, part, input shape, pixel scale, likelihood, "
               "labels) in its ONNX metadata, so a lone `.onnx` file can be used on its own."]
     return lines
+
+
+def _completion_usage(config: dict, spec: str, has_graphs: bool) -> list[str]:
+    """How to use a model that completes half images: its parts take (kept, mask) beside z or x."""
+    n_lat = config["latent_dim"]
+    shape = " x ".join(map(str, config["input"]["shape"]))
+    post = "(1.0 / (1.0 + np.exp(-out)))" if config["output"]["decoder"] == "logits" else "np.clip(out, 0.0, 1.0)"
+    return [
+        "### Command line", "",
+        "```bash",
+        'pip install "vaezoo[cpu]"',
+        f"vaezoo complete {spec} inputs/ --keep top -n 4 --seed 0 -o completed.png"
+        + ("   # ONNX Runtime, no torch needed" if has_graphs else ""),
+        "# one row per input: the input, its kept half (the rest zeroed), then 4 completions; --keep top|bottom|left|right",
+        f"vaezoo pull {spec}            # prefetch; afterwards add --offline to any command",
+        "```", "",
+        "### Python", "",
+        "```python",
+        "import vaezoo",
+        "",
+        f'pipe = vaezoo.load("{spec}", backend="{"onnx" if has_graphs else "torch"}")',
+        f'kept, done = pipe.complete(x, "top", n=4, seed=0)   # x: N x {shape} in [0, 1]; done: N x 4 x {shape}',
+        "```", "",
+        "### ONNX Runtime only (no vaezoo)", "",
+        "The condition is the kept half and its mask, both shaped like the image: `mask` is 1 on the kept half "
+        "(the top 14 rows for `--keep top`), `kept = x * mask`.", "",
+        "```python",
+        "import numpy as np",
+        "import onnxruntime as ort",
+        "",
+        'decoder = ort.InferenceSession("onnx/decoder.onnx")',
+        f"mask = np.zeros((len(x), {', '.join(map(str, config['input']['shape']))}), np.float32); mask[:, :, :{config['input']['shape'][1] // 2}] = 1   # keep the top half",
+        f"z = np.random.default_rng(0).standard_normal((len(x), {n_lat})).astype(np.float32)",
+        "out = decoder.run(None, {\"z\": z, \"kept\": x * mask, \"mask\": mask})[0]",
+        f"completed = x * mask + (1 - mask) * {post}",
+        "```",
+    ]
 
 
 def _limitations(config: dict) -> list[str]:

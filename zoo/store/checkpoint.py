@@ -233,6 +233,8 @@ def make_config(recipe: dict) -> dict:
         "labels": list(info.classes),
         # conditional decoders take (z, y_onehot); label_budget = labelled training examples (None: unsupervised)
         "conditional": lookup(recipe["family"]).family.conditional,
+        # completion decoders take (z, kept, mask): the kept half of an image and its mask (vaezoo.completion)
+        "completion": lookup(recipe["family"]).family.completion,
         "label_budget": recipe["data"].get("labels"),
     }
 
