@@ -134,6 +134,18 @@ def test_pull_then_offline(ckpt, fake_hub, tmp_path):
     assert fake_hub.requests == []  # offline: the Hub was not contacted at all
 
 
+def test_an_unreachable_hub_fails_at_once_in_one_line_and_a_pulled_model_still_loads(ckpt, fake_hub, tmp_path):
+    fake_hub.add_folder("org/tiny", ckpt)
+    assert run_cli("pull", "hf-hub:org/tiny").returncode == 0
+    nowhere = {"HF_ENDPOINT": "http://vaezoo-test-host.invalid"}   # .invalid never resolves (RFC 2606)
+    # huggingface_hub alone would retry the name lookup five times, printing a warning each time
+    r = run_cli("info", "hf-hub:org/absent", env=nowhere)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert "cannot reach the Hub at http://vaezoo-test-host.invalid" in r.stderr and "Retry" not in r.stderr
+    r = run_cli("info", "hf-hub:org/tiny", "--json", env=nowhere)     # revision main, resolved from the cache
+    assert r.returncode == 0 and json.loads(r.stdout)["metrics"]["validation"]["nll"] > 0, r.stderr
+
+
 def test_offline_without_a_pull_says_what_to_do(fake_hub, tmp_path, ckpt):
     fake_hub.add_folder("org/tiny", ckpt)
     out = tmp_path / "grid.png"

@@ -45,6 +45,29 @@ def endpoint() -> str | None:
     return value.rstrip("/") if value else None
 
 
+PROBE_TIMEOUT_S = 3.0
+_PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def reachable(url: str) -> bool:
+    """Whether a TCP connection to ``url``'s host opens within PROBE_TIMEOUT_S. huggingface_hub retries
+    a failed name lookup five times with back-off (about 25 s of warnings); one probe first lets a machine
+    without a connection fail, or fall back to the cache, at once. Behind a proxy the host is not
+    dialled directly, so the probe is skipped (True)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if any(os.environ.get(v) for v in _PROXY_VARS):
+        return True
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=PROBE_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
+
+
 def env_offline() -> bool:
     return (os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or "").upper() in _TRUE
 
@@ -221,12 +244,15 @@ def fetch(repo_id: str, revision: str | None = None, *, need: str = "all", offli
     asked = revision  # for messages: the spec as the user wrote it
     revision = check_revision(revision or DEFAULT_REVISION)
     offline = offline or env_offline()
-    common = dict(repo_id=repo_id, cache_dir=str(cache_dir()), endpoint=endpoint(), local_files_only=offline,
+    # unreachable: use what is cached, as huggingface_hub would after its retries; the messages still say
+    # "cannot reach the Hub" (not "offline mode is on") when something is missing
+    cache_only = offline or not reachable(endpoint() or "https://huggingface.co")
+    common = dict(repo_id=repo_id, cache_dir=str(cache_dir()), endpoint=endpoint(), local_files_only=cache_only,
                   library_name="vaezoo", library_version=__version__)
     _quiet_bars()
 
     with _hub_errors(repo_id, asked, offline):
-        cfg_path = Path(hf_hub_download(filename=CONFIG, revision=revision, force_download=force and not offline, **common))
+        cfg_path = Path(hf_hub_download(filename=CONFIG, revision=revision, force_download=force and not cache_only, **common))
     snapshot = cfg_path.parent
     commit = snapshot.name
     config = read_config(snapshot)
@@ -238,19 +264,19 @@ def fetch(repo_id: str, revision: str | None = None, *, need: str = "all", offli
     for name in manifest:  # every name is checked before any request is made
         safe_path(snapshot, name)
     if need == "auto":
-        need = _auto_need(manifest, snapshot, offline)
+        need = _auto_need(manifest, snapshot, cache_only)
     names = _want(manifest, need)
     if need == "all" and CARD not in names:
         names.append(CARD)  # the card is not in the manifest (it may be edited); fetch it when present
     for name in names:
         if (snapshot / name).exists() and not force:
             continue
-        if not quiet and not offline:
+        if not quiet and not cache_only:
             size = manifest.get(name, {}).get("size")
             _log(f"downloading {name}" + (f" ({_human(size)})" if size else "") + f" from {repo_id}@{commit[:10]}")
         try:
             with _hub_errors(repo_id, asked, offline, what=name):
-                hf_hub_download(filename=name, revision=commit, force_download=force and not offline, **common)
+                hf_hub_download(filename=name, revision=commit, force_download=force and not cache_only, **common)
         except VaezooError:
             if name in OPTIONAL:
                 continue  # a checkpoint without a card or metrics is still usable
