@@ -224,6 +224,33 @@ def lr_at(tcfg: dict, step: int, total: int) -> float:
     raise UsageError(f"unknown train.lr_schedule {kind!r} (constant, cosine)")
 
 
+def train_step(model, objective, opt, aux_opts: dict, batches, step: int, tcfg: dict, runner, world: int = 1) -> dict:
+    """One optimiser step of the model, then of each auxiliary network; the stats (tensors) of the step.
+    Also what benchmarks/bench_steps.py times, so its seconds per step are the trainer's."""
+    for g in opt.param_groups:  # a pure function of the step, so resuming needs no scheduler state
+        g["lr"] = lr_at(tcfg, step, int(tcfg["steps"]))
+    loss, stats = objective(model, batches, step, runner=runner)
+    if not torch.isfinite(loss):
+        raise VaezooError(f"loss became {float(loss)} at step {step}; lower the learning rate (--lr) or check the data")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if float(tcfg["grad_clip"]) > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), float(tcfg["grad_clip"]))
+    opt.step()
+    for aux in objective.auxiliaries():  # training-only networks, each on its own loss after the model step
+        aux_loss = aux.loss()
+        aux_opt = aux_opts[aux.name]
+        aux_opt.zero_grad(set_to_none=True)
+        aux_loss.backward()
+        if world > 1:  # not wrapped in DDP: average their gradients by hand
+            for p in aux.module.parameters():
+                dist.all_reduce(p.grad)
+                p.grad /= world
+        aux_opt.step()
+        stats[aux.name] = aux_loss.detach()
+    return stats
+
+
 def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False, force: bool = False,
           data_dir: str | None = None, progress: bool = True, stop_after: int | None = None,
           threads: int | None = None, overrides: dict | None = None) -> dict:
@@ -289,27 +316,7 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
     last_stats: dict = {}
     while step < total:
         batches = [_batch(data, sampler.next(), dev) for _ in range(objective.batches_per_step)]
-        for g in opt.param_groups:  # a pure function of the step, so resuming needs no scheduler state
-            g["lr"] = lr_at(tcfg, step, total)
-        loss, stats = objective(model, batches, step, runner=runner)
-        if not torch.isfinite(loss):
-            raise VaezooError(f"loss became {float(loss)} at step {step}; lower the learning rate (--lr) or check the data")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if float(tcfg["grad_clip"]) > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), float(tcfg["grad_clip"]))
-        opt.step()
-        for aux in auxiliaries:  # training-only networks, each on its own loss after the model step
-            aux_loss = aux.loss()
-            aux_opt = aux_opts[aux.name]
-            aux_opt.zero_grad(set_to_none=True)
-            aux_loss.backward()
-            if ddp.world > 1:  # not wrapped in DDP: average their gradients by hand
-                for p in aux.module.parameters():
-                    dist.all_reduce(p.grad)
-                    p.grad /= ddp.world
-            aux_opt.step()
-            stats[aux.name] = aux_loss.detach()
+        stats = train_step(model, objective, opt, aux_opts, batches, step, tcfg, runner, ddp.world)
         step += 1
         last_stats = {k: float(v) for k, v in stats.items()}
         bar.advance(1, loss=last_stats["loss"], kl=last_stats["kl"], **{k: last_stats[k] for k in objective.progress_stats})

@@ -12,6 +12,9 @@ from vaezoo.cli.options import (Backend, BackendOpt, DeviceOpt, ForceOpt, JsonOp
                                 SeedOpt, Space, SpaceOpt, StepsOpt, TemperatureOpt, emit, require_output)
 
 
+DEFAULT_SAMPLES = "samples.png"
+
+
 def _output(output: Optional[Path], force: bool) -> Path:
     """The -o file, checked before the model is even loaded (an existing file, a bad extension...)."""
     from vaezoo.io.images import check_output
@@ -48,10 +51,11 @@ def sample(
     as_json: JsonOpt = False,
     offline: OfflineOpt = False,
 ) -> None:
-    """Draw samples: eps ~ N(0, T^2 I) (numpy, from --seed) -> prior_inverse -> decoder."""
+    """Draw samples: eps ~ N(0, T^2 I) (numpy, from --seed) -> prior_inverse -> decoder. Without -o the grid
+    goes to samples.png (refused, like any output, when it exists and --force is not given)."""
     from vaezoo.runtime.pipeline import load_pipeline
 
-    output = _output(output, force)
+    output = _output(output or Path(DEFAULT_SAMPLES), force)
     pipe = load_pipeline(model, backend.value, device, offline=offline)
     _write_batches(pipe, pipe.sample_batches(n, seed, temperature, label), n, output, force, nrow, as_json, "samples")
 

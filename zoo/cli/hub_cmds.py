@@ -29,8 +29,11 @@ def _hub_target(model: str, revision: Optional[str]) -> tuple[str, str]:
         raise unknown_id_error(model)
     pin = hub_pin(model)
     if revision is None and pin is None:
-        raise UsageError(f"no published revision of {model} is pinned in its recipe; pass --revision, "
-                         f"or pull a Hub repo with `vaezoo pull hf-hub:org/name`")
+        from vaezoo.store.resolution import availability, not_available
+
+        hint = "" if availability(model) else f" {not_available(model)}."
+        raise UsageError(f"no published revision of {model} is pinned in its recipe: pass --revision to pull a branch "
+                         f"or commit of its repo, or pull a Hub repo with `vaezoo pull hf-hub:org/name`.{hint}")
     from vaezoo.recipes import resolve
 
     return (pin[0] if pin else resolve(model)["hub"]["repo"]), revision or pin[1]

@@ -114,5 +114,50 @@ def resolve_model(spec: str, *, need: str = "all", offline: bool = False, revisi
 
         repo = pin[0] if pin else resolve(spec)["hub"]["repo"]
         return hub.fetch(repo, revision or pin[1], need=need, offline=offline)
-    raise VaezooError(f"{spec} is not available locally and no published revision is pinned in its recipe; "
-                      f"train it with `vaezoo train {spec}`")
+    raise not_available(spec)
+
+
+# ---------------------------------------------------------------- a model that is not here
+def not_available(model_id: str) -> VaezooError:
+    """One line that leads somewhere: what is ready instead, what training it takes (data, steps, the
+    time measured by benchmarks/bench_steps.py), and how weights from elsewhere are used."""
+    from vaezoo.recipes import list_ids, resolve
+
+    recipe = resolve(model_id)
+    ready = [m for m in list_ids() if availability(m)]
+    fam, ds = recipe["family"], recipe["data"]["name"]
+    nearest = sorted(ready, key=lambda m: (resolve(m)["family"] != fam, resolve(m)["data"]["name"] != ds, m))[:3]
+    t = recipe["train"]
+    parts = [f"{model_id} has no weights here (not trained in {home() / 'models'}, not bundled, no Hub revision pinned in its recipe)"]
+    if nearest:
+        parts.append(f"ready to use: {', '.join(nearest)} (`vaezoo list --available` lists all)")
+    parts.append(f"to train it: `vaezoo train {model_id}`, {t['steps']:,} steps of batch {t['batch_size']} on {ds}"
+                 f"{_training_time(model_id, int(t['steps']))}")
+    parts.append("weights from the Hub: `vaezoo pull hf-hub:ORG/NAME`, then use hf-hub:ORG/NAME as the model")
+    return VaezooError("; ".join(parts))
+
+
+def _training_time(model_id: str, steps: int) -> str:
+    """', about X h on <machine> (measured: s/step)' per device kind recorded in step_times.json."""
+    import json
+
+    from vaezoo.families import recipe_dir
+
+    path = recipe_dir() / "step_times.json"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return ""
+    out = []
+    for kind in ("cpu", "gpu"):
+        entry = record.get(kind, {})
+        sec = entry.get("seconds_per_step", {}).get(model_id)
+        if sec:
+            out.append(f"about {_hours(sec * steps)} on {entry['machine']} ({sec:.3g} s/step measured by benchmarks/bench_steps.py)")
+    if "gpu" not in record or model_id not in record["gpu"].get("seconds_per_step", {}):
+        out.append("GPU time not measured yet")
+    return (", " + "; ".join(out)) if out else ""
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
