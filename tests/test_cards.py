@@ -156,3 +156,18 @@ def test_m2_card_round_trips_its_error_rate_and_a_celeba_card_is_not_mit(tmp_pat
     assert "pipeline_tag" not in moons and moons["license"] == "mit"
     dp = cards.render(fake_checkpoint(tmp_path / "dp", "dp-vae-mnist5k"))
     assert "not the dpVAE authors'" in dp
+
+
+def test_training_writes_the_sample_grid_the_card_shows(tmp_path):
+    from conftest import train_tiny
+    from vaezoo.store.checkpoint import read_config, verify_files
+
+    folder = train_tiny("dp-vae-mnist5k", tmp_path / "run")
+    config = read_config(folder)
+    assert "samples.png" in config["files"]
+    verify_files(folder, ["samples.png"], config)                 # hashed like the weights
+    r = run_cli("sample", str(folder), "-n", "64", "--seed", "0", "--backend", "torch", "-o", str(tmp_path / "again.png"))
+    # the grid is what `vaezoo sample` draws from the same weights, as the card says
+    assert r.returncode == 0 and (tmp_path / "again.png").read_bytes() == (folder / "samples.png").read_bytes()
+    text = cards.render(folder)
+    assert "![64 samples of dp-vae-mnist5k](samples.png)" in text and "--seed 0" in text

@@ -82,7 +82,7 @@ def test_fetch_downloads_config_then_only_what_the_backend_needs(ckpt, fake_hub,
     fake_hub.requests.clear()
     hub.fetch("org/tiny", need="all", quiet=True)  # `vaezoo pull`: the rest (variants, test data, metrics)
     assert sorted(fake_hub.downloaded_names()) == ["metrics.json", "onnx/decoder.fp16.onnx",
-                                                   "onnx/test_data/decoder/test_data_set_0/input_0.pb"]
+                                                   "onnx/test_data/decoder/test_data_set_0/input_0.pb", "samples.png"]
     assert fake_hub.unhandled == []
 
 
@@ -122,7 +122,7 @@ def test_pull_then_offline(ckpt, fake_hub, tmp_path):
     assert proc.returncode == 0, proc.stderr
     record = json.loads(proc.stdout)
     assert record["commit"] == commit and record["model"] == MODEL
-    assert sorted(record["files"]) == ["config.json", "metrics.json", "model.safetensors"]
+    assert sorted(record["files"]) == ["config.json", "metrics.json", "model.safetensors", "samples.png"]
     assert Path(record["path"]).is_relative_to(tmp_path / "hf" / "hub" / "models--org--tiny" / "snapshots")
 
     fake_hub.requests.clear()
@@ -223,7 +223,7 @@ def test_push_creates_the_repo_in_one_commit_with_the_card_as_readme(ckpt, fake_
     repo = fake_hub.repos["org/pushed"]
     assert repo.branches["main"] == result["commit"]
     assert len(fake_hub.commits_log) == 1
-    assert fake_hub.commits_log[0]["files"] == ["README.md", "config.json", "metrics.json", "model.safetensors"]
+    assert fake_hub.commits_log[0]["files"] == ["README.md", "config.json", "metrics.json", "model.safetensors", "samples.png"]
     files = fake_hub.files("org/pushed")
     assert files["model.safetensors"] == (ckpt / "model.safetensors").read_bytes()
     readme = files["README.md"].decode()
@@ -231,7 +231,7 @@ def test_push_creates_the_repo_in_one_commit_with_the_card_as_readme(ckpt, fake_
     assert fake_hub.validated == [readme]  # huggingface_hub had the Hub validate the card's metadata first
     assert "library_name: vaezoo" in readme and "hf-hub:org/pushed" in readme
     pushed_cfg = json.loads(files["config.json"])
-    assert set(pushed_cfg["files"]) == {"metrics.json", "model.safetensors"}
+    assert set(pushed_cfg["files"]) == {"metrics.json", "model.safetensors", "samples.png"}
 
     # the plain CLI output is the commit to pin, and the pushed repo loads back verified
     proc = run_cli("push", str(ckpt), "org/pushed")

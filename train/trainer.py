@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 
 from vaezoo.models.loading import save_checkpoint
+from vaezoo.runtime.preview import write_preview
 from vaezoo.store.checkpoint import CONFIG, MANIFEST_KEY, METRICS, ONNX_DIR, WEIGHTS, make_config, read_config, safe_path
 from vaezoo.errors import UsageError, VaezooError
 from vaezoo.io.files import atomic_path
@@ -357,6 +358,7 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
     }
     metrics.update(objective.metrics_info())
     save_checkpoint(out, model, config, metrics)
+    write_preview(out, backend="torch")   # the card's sample grid, in the manifest like the weights
     (out / STATE).unlink(missing_ok=True)
     nll = f"val NLL {val['nll']:.2f} nats, " if "nll" in val else ""
     log(f"wrote {out} ({nll}-ELBO {val['neg_elbo']:.2f}) in {seconds:.0f}s")

@@ -466,6 +466,9 @@ def render(folder: Path, repo_id: str | None = None) -> str:
     body = [_metadata(config, metrics, has_graphs), f"# {recipe['id']}", ""]
     desc = recipe.get("description")
     body += _about(config) + ([""] + [f"Data: {desc}."] if desc else []) + [""]
+    if "samples.png" in manifest:   # written by vaezoo.runtime.preview at the end of training
+        body += [f"![64 samples of {recipe['id']}](samples.png)", "",
+                 f"*64 samples: `vaezoo sample {recipe['id']} -n 64 --seed 0` (temperature 1), the file `samples.png`.*", ""]
     body += ["## Model", ""] + _architecture(config) + [""]
     body += ["## Training", ""] + _training(config, metrics) + [""]
     body += ["## Evaluation", ""] + _evaluation(config, metrics) + [""]

@@ -41,6 +41,7 @@ _NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
 ALLOWED_NAMES = (
     re.compile(r"config\.json"),
     re.compile(r"metrics\.json"),
+    re.compile(r"samples\.png"),   # the card's sample grid (vaezoo.runtime.preview)
     re.compile(r"README\.md"),
     re.compile(_NAME + r"\.safetensors"),
     re.compile(r"onnx/" + _NAME + r"\.onnx"),
