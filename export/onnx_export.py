@@ -273,7 +273,7 @@ def export_checkpoint(folder, out_dir=None, opset: int = DEFAULT_OPSET, fp16: bo
             + ", ".join(f"{k.replace('_', ' ')} {v:.2g}" for k, v in diffs.items()) + f"  ({entry['seconds']:.1f}s)")
 
     if "prior_forward" in sessions and "prior_inverse" in sessions:
-        rt = parity.flow_roundtrip(sessions["prior_forward"], sessions["prior_inverse"], int(config["latent_dim"]))
+        rt = parity.flow_roundtrip(sessions["prior_forward"], sessions["prior_inverse"], specs["prior_forward"][0][1])
         report["flow_roundtrip"] = {"max_abs_error": rt, "batch": 64}
         log(f"  flow round trip prior_inverse(prior_forward(z)) - z: max abs {rt:.2g}")
         if not rt <= parity.TOLERANCE:

@@ -81,9 +81,9 @@ def compare(module, session, specs, config, batches=CHECK_BATCHES, seed: int = 0
     return res
 
 
-def flow_roundtrip(fwd_session, inv_session, latent_dim: int, batch: int = 64, seed: int = 7) -> float:
-    """max |prior_inverse(prior_forward(z)) - z| through ONNX Runtime."""
-    z = np.random.default_rng(seed).standard_normal((batch, latent_dim)).astype(np.float32)
+def flow_roundtrip(fwd_session, inv_session, latent_shape: list[int], batch: int = 64, seed: int = 7) -> float:
+    """max |prior_inverse(prior_forward(z)) - z| through ONNX Runtime, for codes of ``latent_shape``."""
+    z = np.random.default_rng(seed).standard_normal((batch, *latent_shape)).astype(np.float32)
     eps, _ = ort_run(fwd_session, [z])
     (back,) = ort_run(inv_session, [eps])
     return float(np.abs(back.astype(np.float64) - z).max())

@@ -6,7 +6,7 @@ Adding a model kind is one module here plus its import line below (see ARCHITECT
 from __future__ import annotations
 
 from vaezoo.errors import UsageError
-from vaezoo.models import semisup, vae  # noqa: F401  (each registers its model kinds)
+from vaezoo.models import draw, semisup, vae  # noqa: F401  (each registers its model kinds)
 from vaezoo.models.registry import MODEL_KINDS
 
 
