@@ -7,7 +7,7 @@ Each model trains with the real trainer (``vaezoo.train.trainer.train``) for ``-
 (batch 100, seed 0) into a temporary folder; the NLL is the trainer's own evaluation, the model's
 ``validation_metrics``: importance sampling with K = --nll-samples (seed 1234) on the 500 mnist5k validation
 digits (the split the trainer holds out). Training speed is the trainer's ``train.seconds`` (its loop only).
-Sampling speed: the exported graphs (torchscript exporter, parity checked) through ONNX Runtime,
+Sampling speed: the exported graphs (torchscript exporter; parity measured) through ONNX Runtime,
 ``Pipeline.sample`` of --sample-n images (noise drawn with numpy), best of three, after one warm-up call.
 """
 
@@ -38,7 +38,10 @@ def run(model_id: str, steps: int, nll_samples: int, threads: int, sample_n: int
     else:
         out = root / model_id
         metrics = train(recipe, out, device="cpu", progress=False, threads=threads)
-    export_checkpoint(out, exporter="torchscript", check=True, force=True, log=None)
+    # parity is measured and reported, not enforced: a trained DRAW's logits reach |260|, where float32's
+    # rounding over T recurrent steps exceeds the absolute 1e-4 of --check (see benchmarks/README.md)
+    report = export_checkpoint(out, exporter="torchscript", force=True, log=None)
+    parity = max(max(p["parity"].values()) for p in report["parts"].values())
     pipe = load(str(out), backend="onnx")
     pipe.sample(16, seed=0)   # warm-up: sessions created
     best = min(_timed(lambda: pipe.sample(sample_n, seed=1)) for _ in range(3))
@@ -46,7 +49,8 @@ def run(model_id: str, steps: int, nll_samples: int, threads: int, sample_n: int
     return {"model": model_id, "steps": steps, "nll": val["nll"], "neg_elbo": val["neg_elbo"], "kl": val["kl"],
             "nll_samples": val["nll_samples"], "val_examples": val["examples"],
             "train_steps_per_s": steps / tr["seconds"], "train_seconds": tr["seconds"],
-            "sample_per_s": sample_n / best, "sample_n": sample_n, "threads": tr["threads"]}
+            "sample_per_s": sample_n / best, "sample_n": sample_n, "threads": tr["threads"], "parity_max_abs": parity,
+            "graph_bytes": {k: p["bytes"] for k, p in report["parts"].items()}}
 
 
 def _timed(fn) -> float:
@@ -74,11 +78,12 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows))
         return
-    print(f"| model | steps | val NLL (K={args.nll_samples}) | -ELBO | KL | train steps/s | samples/s (ONNX) |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"| model | steps | val NLL (K={args.nll_samples}) | -ELBO | KL | train steps/s | samples/s (ONNX) | parity (max abs) | decoder.onnx |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['steps']} | {r['nll']:.2f} | {r['neg_elbo']:.2f} | {r['kl']:.2f} | "
-              f"{r['train_steps_per_s']:.2f} | {r['sample_per_s']:.0f} |")
+              f"{r['train_steps_per_s']:.2f} | {r['sample_per_s']:.0f} | {r['parity_max_abs']:.2g} | "
+              f"{r['graph_bytes']['decoder'] / 1024:.0f} KiB |")
 
 
 if __name__ == "__main__":
