@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 
+from vaezoo.parts import latent_shape
 from vaezoo.version import __version__
 from vaezoo.runtime.onnx_backend import FLAT_KEYS, META_FORMAT, META_KEY
 
@@ -51,7 +52,7 @@ def _meaning(name: str, part: str, config: dict, shape: list) -> str:
         return f"{key} of q(.|x) of this stage, N x {shape[1]}"
     template = MEANINGS.get(key, f"{name}, N x " + " x ".join(str(s) for s in shape[1:]))
     return template.format(data=" x ".join(map(str, data)), scale=scale, k=len(config.get("labels", [])),
-                           d=config["latent_dim"], clip="; clip to [0, 1] for pixels" if is_image else "")
+                           d=" x ".join(map(str, latent_shape(config))), clip="; clip to [0, 1] for pixels" if is_image else "")
 
 
 def postprocess(config: dict) -> str:
@@ -89,7 +90,7 @@ def graph_metadata(config: dict, part: str, inputs: list[tuple[str, list]], outp
         "prior": prior,
         "labels": list(config.get("labels", [])),
         "conditional": bool(config.get("conditional", False)),
-        "sampling": ("eps = temperature * N(0, I) of shape N x latent_dim (drawn outside the graphs, e.g. "
+        "sampling": (f"eps = temperature * N(0, I) of shape N x {' x '.join(map(str, latent_shape(config)))} (drawn outside the graphs, e.g. "
                      "numpy.random.default_rng(seed).standard_normal); z = prior_inverse(eps); "
                      f"data = {postprocess(config)}(decoder(z))"),
         "weights_sha256": weights_sha256,

@@ -248,7 +248,8 @@ def export_checkpoint(folder, out_dir=None, opset: int = DEFAULT_OPSET, fp16: bo
                               f"(opset {opset}, IR {proto.ir_version}): {str(exc).splitlines()[0][:200]}") from None
         diffs = parity.compare(module, sess, inputs, config)
         # the measured parity goes into the graph's own metadata
-        meta["parity"] = {"max_abs_diff_vs_torch": diffs, "tolerance": parity.TOLERANCE}
+        meta["parity"] = {"max_diff_vs_torch": diffs, "measure": "absolute where |torch| <= 1, relative above",
+                          "tolerance": parity.TOLERANCE}
         set_metadata(proto, meta)
         protos[part], sessions[part], specs[part] = proto, sess, inputs
         report["ir_version"] = int(proto.ir_version)
@@ -273,7 +274,7 @@ def export_checkpoint(folder, out_dir=None, opset: int = DEFAULT_OPSET, fp16: bo
             + ", ".join(f"{k.replace('_', ' ')} {v:.2g}" for k, v in diffs.items()) + f"  ({entry['seconds']:.1f}s)")
 
     if "prior_forward" in sessions and "prior_inverse" in sessions:
-        rt = parity.flow_roundtrip(sessions["prior_forward"], sessions["prior_inverse"], int(config["latent_dim"]))
+        rt = parity.flow_roundtrip(sessions["prior_forward"], sessions["prior_inverse"], specs["prior_forward"][0][1])
         report["flow_roundtrip"] = {"max_abs_error": rt, "batch": 64}
         log(f"  flow round trip prior_inverse(prior_forward(z)) - z: max abs {rt:.2g}")
         if not rt <= parity.TOLERANCE:

@@ -125,7 +125,7 @@ def test_cli_export_writes_graphs_metadata_and_test_data(vae_cli_export):
         assert meta["data"] == {"shape": [1, 28, 28], "kind": "image", "pixel_scale": "x/255", "dtype": "float32", "layout": "NCHW"}
         assert meta["decoder_output"] == "logits" and meta["postprocess"] == "sigmoid" and meta["labels"] == [str(i) for i in range(10)]
         assert meta["weights_sha256"] == config["files"]["model.safetensors"]["sha256"]
-        assert meta["parity"]["max_abs_diff_vs_torch"]["batch_64"] <= 1e-4
+        assert meta["parity"]["max_diff_vs_torch"]["batch_64"] <= 1e-4
         assert "/work" not in proto.SerializeToString().decode("latin-1")  # no local paths (stack traces) inside
         # ONNX Model Zoo-style test data next to the graph reproduces in ONNX Runtime
         inputs, outputs = read_test_data(folder / "onnx" / "test_data" / part / "test_data_set_0")

@@ -2,8 +2,9 @@
 the graph metadata and the ONNX backend (torch-free).
 
 A part is a module with plain tensor I/O and a :class:`Signature`: named ports whose shapes (after the
-batch axis) follow from the checkpoint's config: ``data`` (the input shape), ``latent`` (latent_dim),
-``labels`` (one-hot, K classes), ``classes`` (K logits), ``scalar`` (one value per example) or a fixed
+batch axis) follow from the checkpoint's config: ``data`` (the input shape), ``latent`` (the code of one
+example: latent_dim, or T x latent_dim for a model with a latent per step), ``data_steps`` (T x the input
+shape: what a step-wise model has drawn after each step), ``labels`` (one-hot, K classes), ``classes`` (K logits), ``scalar`` (one value per example) or a fixed
 ``vector`` size. The pipeline composes parts by name (see :mod:`vaezoo.runtime.pipeline`).
 """
 
@@ -11,7 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-KINDS = ("data", "latent", "labels", "classes", "scalar", "vector")
+KINDS = ("data", "data_steps", "latent", "labels", "classes", "scalar", "vector")
+
+
+def latent_shape(config: dict) -> list[int]:
+    """The shape of one example's code: [latent_dim], or [T, latent_dim] when the recipe's model draws in
+    ``time_steps`` steps with a latent per step (DRAW); the pipeline draws its noise in this shape."""
+    steps = config["recipe"]["model"].get("time_steps")   # absent: one latent per example
+    return [int(config["latent_dim"])] if steps is None else [int(steps), int(config["latent_dim"])]
 
 
 @dataclass(frozen=True)
@@ -29,7 +37,12 @@ class Port:
         if self.kind == "data":
             return [int(s) for s in config["input"]["shape"]]
         if self.kind == "latent":
-            return [int(config["latent_dim"])]
+            return latent_shape(config)
+        if self.kind == "data_steps":
+            code = latent_shape(config)
+            if len(code) != 2:
+                raise ValueError(f"port {self.name}: the model has no time_steps, so it draws nothing per step")
+            return [code[0], *(int(s) for s in config["input"]["shape"])]
         if self.kind in ("labels", "classes"):
             return [len(config.get("labels") or [])]
         if self.kind == "vector":

@@ -43,6 +43,7 @@ def sample(
     seed: SeedOpt = 0,
     temperature: TemperatureOpt = 1.0,
     label: Annotated[Optional[str], typer.Option("--label", help="Conditional models: the class to generate (default: cycle through the classes).")] = None,
+    canvas_steps: Annotated[bool, typer.Option("--canvas-steps", help="Models that draw in T steps (DRAW): the canvas after each step, one row of T images per sample.")] = False,
     output: OutputOpt = None,
     nrow: NrowOpt = None,
     backend: BackendOpt = Backend.auto,
@@ -57,7 +58,12 @@ def sample(
 
     output = _output(output or Path(DEFAULT_SAMPLES), force)
     pipe = load_pipeline(model, backend.value, device, offline=offline)
-    _write_batches(pipe, pipe.sample_batches(n, seed, temperature, label), n, output, force, nrow, as_json, "samples")
+    batches = pipe.sample_batches(n, seed, temperature, label, steps=canvas_steps)   # checks --canvas-steps first
+    if canvas_steps:
+        t = pipe.canvas_steps
+        _write_batches(pipe, batches, n * t, output, force, nrow or t, as_json, f"canvases ({n} samples x {t} steps)")
+    else:
+        _write_batches(pipe, batches, n, output, force, nrow, as_json, "samples")
 
 
 @app.command()

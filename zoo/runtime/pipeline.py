@@ -23,6 +23,7 @@ import numpy as np
 from vaezoo.completion import half_mask
 from vaezoo.errors import UsageError
 from vaezoo.families import names_with
+from vaezoo.parts import latent_shape
 
 BATCH = 4096   # rows per graph call when a command streams its outputs
 
@@ -74,6 +75,7 @@ class Pipeline:
         self.folder = folder
         self.shape = tuple(config["input"]["shape"])
         self.latent_dim = int(config["latent_dim"])
+        self.latent_shape = tuple(latent_shape(config))   # (latent_dim,), or (T, latent_dim): a latent per step
         self.decoder_output = config["output"]["decoder"]
         self.is_image = config["input"]["kind"] == "image"
         self.labels = list(config.get("labels", []))
@@ -86,7 +88,7 @@ class Pipeline:
 
     # -- noise and latents
     def noise_batches(self, n: int, seed: int = 0, temperature: float = 1.0, batch: int = BATCH) -> Iterator[np.ndarray]:
-        """eps = temperature * N(0, I), n x latent_dim, in pieces of at most ``batch`` rows. numpy draws the
+        """eps = temperature * N(0, I), n x latent shape, in pieces of at most ``batch`` rows. numpy draws the
         stream in order, so the pieces are exactly the rows of one n-row draw (same seed, same samples
         whatever the batch). Arguments are checked at once, before the first piece."""
         if n < 1:
@@ -96,7 +98,7 @@ class Pipeline:
 
         def pieces():
             for start in range(0, n, batch):
-                yield (rng.standard_normal((min(batch, n - start), self.latent_dim)) * temperature).astype(np.float32)
+                yield (rng.standard_normal((min(batch, n - start), *self.latent_shape)) * temperature).astype(np.float32)
 
         return pieces()
 
@@ -104,10 +106,11 @@ class Pipeline:
         return np.concatenate(list(self.noise_batches(n, seed, temperature)))
 
     def check_latents(self, z: np.ndarray, what: str = "latents") -> np.ndarray:
-        """N x latent_dim real, finite codes as float32 (``what`` names them in errors)."""
+        """N x latent shape real, finite codes as float32 (``what`` names them in errors)."""
         z = np.asarray(z)
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise UsageError(f"{what} must have shape N x {self.latent_dim} for {self.id}, got {tuple(z.shape)}")
+        if z.ndim != 1 + len(self.latent_shape) or tuple(z.shape[1:]) != self.latent_shape:
+            want = " x ".join(map(str, self.latent_shape))
+            raise UsageError(f"{what} must have shape N x {want} for {self.id}, got {tuple(z.shape)}")
         if not np.issubdtype(z.dtype, np.floating):
             raise UsageError(f"{what} must be real floating point, got {z.dtype}")
         return check_finite(z.astype(np.float32), what)   # also catches float64 beyond the float32 range
@@ -195,18 +198,19 @@ class Pipeline:
             return sigmoid(out)
         return np.clip(out, 0.0, 1.0) if self.is_image else out.astype(np.float32)
 
-    def decode(self, z: np.ndarray, y=None) -> np.ndarray:
-        """Decoder means; conditional models need class indices ``y`` (one per code)."""
+    def decode(self, z: np.ndarray, y=None, part: str = "decoder") -> np.ndarray:
+        """Decoder means; conditional models need class indices ``y`` (one per code). ``part="canvases"``:
+        what a step-wise model has drawn after each step, T images per code (row-major)."""
         self.no_completion()
         z = self.check_latents(z)
         if self.conditional:
             if y is None:
                 raise UsageError(f"{self.id} is conditional: give a class (--label)")
             y = np.broadcast_to(np.asarray(y, dtype=np.int64), (len(z),))
-            (out,) = self.backend.run("decoder", z, self.onehot(y))
+            (out,) = self.backend.run(part, z, self.onehot(y))
         else:
-            (out,) = self.backend.run("decoder", z)
-        return self.to_data(out)
+            (out,) = self.backend.run(part, z)
+        return self.to_data(out.reshape(-1, *self.shape))
 
     def check_completion(self) -> None:
         """A one-line UsageError unless the model completes images (decoder(z, kept, mask))."""
@@ -239,9 +243,20 @@ class Pipeline:
         eps, _ = self.backend.run("prior_forward", self.check_latents(z))
         return eps
 
+    @property
+    def canvas_steps(self) -> int:
+        """T for a model that draws in T steps (its latent is T x latent_dim), else 0."""
+        return self.latent_shape[0] if len(self.latent_shape) == 2 else 0
+
     def sample_batches(self, n: int, seed: int = 0, temperature: float = 1.0, label=None,
-                       batch: int = BATCH) -> Iterator[np.ndarray]:
-        """:meth:`sample` in pieces of at most ``batch`` rows (memory flat in n); arguments checked at once."""
+                       batch: int = BATCH, steps: bool = False) -> Iterator[np.ndarray]:
+        """:meth:`sample` in pieces of at most ``batch`` rows (memory flat in n); arguments checked at once.
+        ``steps``: the canvas after each step instead, T images per sample."""
+        has = getattr(self.backend, "has", None)
+        if steps and not (self.canvas_steps and (has is None or has("canvases"))):
+            raise UsageError(f"{self.id} does not draw in steps; --canvas-steps needs a model with a latent per step "
+                             "and a canvases part")
+        part = "canvases" if steps else "decoder"
         if label is not None and not self.conditional:
             raise UsageError(f"{self.id} is not conditional; --label needs a conditional model ({models_with('conditional')})")
         fixed = self.label_index(label) if label is not None else None
@@ -252,10 +267,10 @@ class Pipeline:
             for eps in noise:
                 z = self.from_generation(eps)
                 if not self.conditional:
-                    yield self.decode(z)
+                    yield self.decode(z, part=part)
                 else:  # a fixed class, or the classes in turn by sample index
                     y = np.full(len(eps), fixed) if fixed is not None else np.arange(start, start + len(eps)) % len(self.labels)
-                    yield self.decode(z, y)
+                    yield self.decode(z, y, part)
                 start += len(eps)
 
         return pieces()
@@ -289,13 +304,14 @@ class Pipeline:
         """(count, pieces) of :meth:`traverse`: len(dims) * steps outputs made ``batch`` rows at a time, so
         memory stays flat however many steps; arguments are checked at once."""
         span = check_number(span, "--span")
-        dims = list(range(self.latent_dim)) if dims is None else list(dims)
-        bad = [d for d in dims if not 0 <= d < self.latent_dim]
+        size = math.prod(self.latent_shape)   # a T x latent code is swept coordinate by coordinate, flattened
+        dims = list(range(size)) if dims is None else list(dims)
+        bad = [d for d in dims if not 0 <= d < size]
         if bad:
-            raise UsageError(f"--dims {bad} out of range: {self.id} has latent dims 0..{self.latent_dim - 1}")
+            raise UsageError(f"--dims {bad} out of range: {self.id} has latent dims 0..{size - 1}")
         if steps < 2:
             raise UsageError("--steps must be at least 2")
-        base = self.encode(x[:1], "generation")[0][0] if x is not None else self.noise(1, seed)[0]
+        base = (self.encode(x[:1], "generation")[0][0] if x is not None else self.noise(1, seed)[0]).reshape(-1)
         total, dim_of, delta = len(dims) * steps, np.asarray(dims), 2.0 * span / (steps - 1)
 
         def pieces():
@@ -305,7 +321,7 @@ class Pipeline:
                 values = np.where(at == steps - 1, span, at * delta + -span).astype(np.float32)
                 eps = np.repeat(base[None, :], len(rows), axis=0)
                 eps[np.arange(len(rows)), dim_of[rows // steps]] = values
-                yield self.decode(self.from_generation(eps))
+                yield self.decode(self.from_generation(eps.reshape(-1, *self.latent_shape)))
 
         return total, pieces()
 
@@ -322,8 +338,8 @@ class Pipeline:
         """Linear paths in the generation space between pairs of generation-space points a[i] -> b[i]."""
         if steps < 2:
             raise UsageError("--steps must be at least 2")
-        t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[None, :, None]
-        eps = (a[:, None, :] * (1 - t) + b[:, None, :] * t).reshape(-1, self.latent_dim)
+        t = np.linspace(0.0, 1.0, steps, dtype=np.float32).reshape(1, steps, *[1] * len(self.latent_shape))
+        eps = (a[:, None] * (1 - t) + b[:, None] * t).reshape(-1, *self.latent_shape)
         return self.decode(self.from_generation(eps))
 
 

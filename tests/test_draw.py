@@ -1,0 +1,186 @@
+"""DRAW (issue #14): a tiny draw-mnist5k trained by the real trainer, exported with parity, sampled from the
+CLI on both backends (the same canvas from one seed), through ONNX with torch blocked, the per-step canvas
+grid, the encoder graph, and bad recipes refused in one line before anything is written."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import run_cli, tiny_recipe, train_tiny
+
+pytest.importorskip("onnxruntime")
+
+T, LATENT = 3, 4
+SMALL = {"model": {"time_steps": T, "latent": LATENT, "enc_hidden": 16, "dec_hidden": 16}}
+
+
+@pytest.fixture(scope="module")
+def draw_ckpt(tmp_path_factory) -> Path:
+    """A tiny trained draw-mnist5k, exported through the CLI with --check (parity <= 1e-4 or it fails)."""
+    folder = train_tiny("draw-mnist5k", tmp_path_factory.mktemp("draw") / "draw-mnist5k", **SMALL)
+    r = run_cli("export", str(folder), "--exporter", "torchscript", "--check", "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert set(report["parts"]) == {"encoder", "decoder", "canvases", "prior_forward", "prior_inverse"}
+    assert report["parts"]["decoder"]["inputs"] == [["z", ["batch", T, LATENT]]]
+    assert report["parts"]["canvases"]["outputs"][0] == ["canvases", ["batch", T, 1, 28, 28]]
+    return folder
+
+
+def test_training_reports_held_out_metrics_over_the_steps(draw_ckpt):
+    val = json.loads((draw_ckpt / "metrics.json").read_text())["validation"]
+    assert val["time_steps"] == T and val["nll_samples"] == 8
+    assert np.isfinite(val["nll"]) and val["kl"] > 0
+    assert abs(val["neg_elbo"] - (val["kl"] + val["recon"])) < 1e-3 * val["neg_elbo"]
+
+
+def test_cli_samples_agree_across_backends_and_follow_the_numpy_noise(draw_ckpt, tmp_path):
+    from vaezoo import load
+    from vaezoo.runtime.pipeline import sigmoid
+
+    outs = {}
+    for backend in ("torch", "onnx"):
+        path = tmp_path / f"{backend}.npy"
+        r = run_cli("sample", str(draw_ckpt), "-n", "5", "--seed", "3", "--backend", backend, "-o", str(path))
+        assert r.returncode == 0, r.stderr
+        outs[backend] = np.load(path)
+    assert outs["torch"].shape == (5, 1, 28, 28)
+    assert np.abs(outs["torch"] - outs["onnx"]).max() <= 1e-4
+    # all T noise vectors are ONE numpy draw of shape (n, T, latent), fed to the one generation graph
+    pipe = load(str(draw_ckpt), backend="onnx")
+    eps = np.random.default_rng(3).standard_normal((5, T, LATENT)).astype(np.float32)
+    (logits,) = pipe.backend.run("decoder", eps)
+    assert np.abs(sigmoid(logits) - outs["onnx"]).max() <= 1e-6
+
+
+def test_canvas_steps_grid_one_row_per_sample(draw_ckpt, tmp_path):
+    png, npy, final = tmp_path / "steps.png", tmp_path / "steps.npy", tmp_path / "final.npy"
+    for out, extra in ((png, ["--canvas-steps"]), (npy, ["--canvas-steps"]), (final, [])):
+        r = run_cli("sample", str(draw_ckpt), "-n", "4", "--backend", "onnx", "-o", str(out), *extra)
+        assert r.returncode == 0, r.stderr
+    w, h = Image.open(png).size
+    assert (w, h) == (T * 30 + 2, 4 * 30 + 2)     # T columns, 4 rows of 28-pixel images with 2-pixel gaps
+    steps = np.load(npy).reshape(4, T, 1, 28, 28)
+    assert np.abs(steps[:, -1] - np.load(final)).max() <= 1e-6   # the last column is the sample itself
+    assert np.abs(steps[:, 0] - steps[:, -1]).max() > 0           # the canvas changes over the steps
+
+
+def test_encoder_graph_codes_redraw_the_encoders_canvas(draw_ckpt, tmp_path):
+    import torch
+
+    from vaezoo import load
+    from vaezoo.models.loading import load_model
+
+    x = np.random.default_rng(0).random((3, 1, 28, 28)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    r = run_cli("encode", str(draw_ckpt), str(tmp_path / "x.npy"), "--backend", "onnx", "-o", str(tmp_path / "mu.npy"))
+    assert r.returncode == 0, r.stderr
+    mu = np.load(tmp_path / "mu.npy")
+    assert mu.shape == (3, T, LATENT)
+    model, _ = load_model(draw_ckpt, "cpu")
+    with torch.no_grad():
+        mu_t, _, _, canvas = model.infer(torch.from_numpy(x), sample=False)
+    assert np.abs(mu_t.numpy() - mu).max() <= 1e-4
+    recon = load(str(draw_ckpt), backend="onnx").reconstruct(x)
+    assert np.abs(recon - torch.sigmoid(canvas).numpy()).max() <= 1e-4
+
+
+def test_sample_through_onnx_with_torch_not_importable(draw_ckpt, tmp_path):
+    root = tmp_path / "no_torch"
+    (root / "torch").mkdir(parents=True)
+    marker = root / "imported"
+    (root / "torch" / "__init__.py").write_text(f"open({str(marker)!r}, 'a').write('x')\nraise ImportError('torch blocked')\n")
+    env = {"PYTHONPATH": os.pathsep.join(p for p in [str(root), os.environ.get("PYTHONPATH", "")] if p)}
+    for extra in ([], ["--canvas-steps"]):
+        out = tmp_path / f"d{len(extra)}.png"
+        r = run_cli("sample", str(draw_ckpt), "-n", "16", "--backend", "onnx", "-o", str(out), *extra, env=env)
+        assert r.returncode == 0, r.stderr
+        assert out.is_file() and not marker.exists()
+
+
+def test_canvas_steps_on_a_model_without_steps_is_one_line(tmp_path):
+    out = tmp_path / "s.png"
+    r = run_cli("sample", "vae-mnist5k", "-n", "2", "--canvas-steps", "-o", str(out), "--backend", "torch")
+    assert r.returncode != 0 and "does not draw in steps" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_a_window_that_does_not_fit_is_one_line_before_anything_is_written(tmp_path):
+    from vaezoo.recipes import to_toml
+
+    recipe = tmp_path / "bad.toml"
+    recipe.write_text(to_toml({"family": "draw", "dataset": "mnist5k", "model": {"read_size": 40}}))
+    out = tmp_path / "out"
+    r = run_cli("train", str(recipe), "--out", str(out), "--steps", "1", "--quiet")
+    assert r.returncode != 0 and "an attention window of 40 x 40 filters does not fit a 28 x 28 image" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+@pytest.mark.parametrize("model, words", [
+    ({"write_size": 1}, "model.write_size = 1: an attention window of 1 x 1 filters does not fit"),
+    ({"time_steps": 0}, "time_steps (T) must be at least 1"),
+    ({"attention": "yes"}, "model.attention must be true or false"),
+])
+def test_other_bad_settings_are_refused_before_training_writes(tmp_path, model, words):
+    from vaezoo.errors import UsageError
+    from vaezoo.train.trainer import train
+
+    out = tmp_path / "out"
+    with pytest.raises(UsageError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        train(tiny_recipe("draw-mnist5k", model=model), out, device="cpu", progress=False)
+    assert not out.exists()
+
+
+def test_no_attention_variant_reads_and_writes_whole_images():
+    import torch
+
+    from vaezoo.models import build_model
+    from vaezoo.store.checkpoint import make_config
+
+    with_att = build_model(make_config(tiny_recipe("draw-mnist5k", **SMALL)))
+    without = build_model(make_config(tiny_recipe("noattn-draw-mnist5k", **SMALL)))
+    assert with_att.attention and not without.attention
+    assert without.enc.linear.in_features == 2 * 784 + 16 + 16 and with_att.enc.linear.in_features == 2 * 4 + 16 + 16  # reads, h_dec, h_enc
+    fwd = without.forward_pass(torch.rand(2, 1, 28, 28))
+    assert fwd.mu.shape == (2, T, LATENT) and fwd.kl.shape == (2,)
+
+
+def test_filters_are_normalised_gaussians_centred_where_asked():
+    import torch
+
+    from vaezoo.models.draw import FilterBank
+
+    bank = FilterBank(hidden=1, n=3, height=28, width=28)
+    with torch.no_grad():   # centre (0, 0) -> pixel 14.5, stride exp(0) * 27 / 2, variance exp(0)
+        bank.params.weight.zero_()
+        bank.params.bias.zero_()
+        fy, fx, gamma = bank(torch.zeros(1, 1))
+    assert torch.allclose(fx.sum(2), torch.ones(1, 3)) and torch.allclose(gamma, torch.ones(1))
+    centres = (fx[0] * torch.arange(1, 29.0)).sum(1)
+    assert torch.allclose(centres, torch.tensor([14.5 - 13.5, 14.5, 14.5 + 13.5]), atol=0.6)  # edge filters clipped
+    assert torch.allclose(fx, fy)
+
+
+def test_cdraw_samples_the_requested_class(tmp_path):
+    """cdraw: the label goes into the generation graph; --label picks it, on both backends alike."""
+    from vaezoo import load
+    from vaezoo.export import export_checkpoint
+    from vaezoo.runtime.pipeline import sigmoid
+
+    folder = train_tiny("cdraw-mnist5k", tmp_path / "cdraw", **SMALL)
+    report = export_checkpoint(folder, exporter="torchscript", check=True, log=None)
+    assert [n for n, _ in report["parts"]["canvases"]["inputs"]] == ["z", "y"]
+    out = tmp_path / "three.npy"
+    r = run_cli("sample", str(folder), "-n", "4", "--label", "3", "--seed", "5", "--backend", "onnx", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    pipe = load(str(folder), backend="torch")
+    eps = np.random.default_rng(5).standard_normal((4, T, LATENT)).astype(np.float32)
+    (logits,) = pipe.backend.run("decoder", eps, pipe.onehot([3] * 4))
+    assert np.abs(sigmoid(logits) - np.load(out)).max() <= 1e-4
+    assert np.abs(pipe.sample(4, seed=5, label="7") - np.load(out)).max() > 1e-4   # another class, another image
