@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from vaezoo.errors import UsageError
 from vaezoo.train.objectives import regularisers, semisup, taming  # noqa: F401  (each registers its objectives)
+from vaezoo.train.objectives import classifier  # noqa: F401  (the FID-LeNet digit classifier)
 from vaezoo.train.objectives.base import OBJECTIVES, Objective
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from vaezoo.errors import UsageError
 from vaezoo.models import semisup, vae  # noqa: F401  (each registers its model kinds)
+from vaezoo.models import lenet  # noqa: F401  (the digit classifier of FID-LeNet)
 from vaezoo.models.registry import MODEL_KINDS
 
 
