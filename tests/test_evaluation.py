@@ -88,3 +88,141 @@ def test_leakage_is_the_level_when_the_posterior_is_the_prior_and_more_when_it_l
     for row, a in zip(M.leakage_curve(prior, wide, levels), levels):
         assert row["leakage"] == pytest.approx(a ** (1 / 9), abs=0.02)
 
+
+# ---------------------------------------------------------------- the FID-LeNet classifier
+import json  # noqa: E402  (the CLI half of the file)
+from pathlib import Path  # noqa: E402
+
+from tests.conftest import run_cli, train_tiny  # noqa: E402
+
+
+def _export(folder: Path) -> Path:
+    r = run_cli("export", str(folder), "--exporter", "torchscript")
+    assert r.returncode == 0, r.stderr
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_lenet(tmp_path_factory) -> Path:
+    return _export(train_tiny("lenet-mnist5k", tmp_path_factory.mktemp("lenet") / "lenet"))
+
+
+@pytest.fixture(scope="module")
+def tiny_vae(tmp_path_factory) -> Path:
+    return _export(train_tiny("dp-vae-mnist5k", tmp_path_factory.mktemp("vae") / "dp-vae"))
+
+
+def test_lenet_graph_gives_the_logits_and_features_the_trainer_scored(tiny_lenet):
+    """The exported features graph (ONNX Runtime, no torch) reproduces the accuracy the trainer recorded."""
+    from vaezoo.data import load_dataset
+    from vaezoo.evaluation.features import FeatureNet
+
+    recorded = json.loads((tiny_lenet / "metrics.json").read_text())["validation"]
+    net = FeatureNet(tiny_lenet)
+    val = load_dataset("mnist5k", "val")
+    logits, feats = net.run(val.float_batch(slice(0, recorded["examples"])))
+    assert logits.shape == (recorded["examples"], 10) and feats.shape == (recorded["examples"], 4)  # TINY: latent 4
+    assert (feats >= 0).all()   # after the ReLU
+    err = float((logits.argmax(1) != val.y[: recorded["examples"]]).mean())
+    assert err == pytest.approx(recorded["error_rate"])
+
+
+def test_a_model_that_is_not_a_fid_classifier_is_refused(tiny_vae):
+    from vaezoo.evaluation.features import FeatureNet
+
+    with pytest.raises(UsageError, match="not a FID classifier"):
+        FeatureNet(tiny_vae)
+
+
+# ---------------------------------------------------------------- vaezoo evaluate --metrics
+def test_evaluate_measures_and_records_every_sample_metric(tiny_vae, tiny_lenet):
+    from vaezoo.store.checkpoint import verify_files
+
+    before = json.loads((tiny_vae / "metrics.json").read_text())
+    r = run_cli("evaluate", str(tiny_vae), "--metrics", "fid,fid-lp,skl,leakage", "--samples", "60", "--pool", "3",
+                "--classifier", str(tiny_lenet), "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    m = out["metrics"]
+    assert out["backend"] == "onnx" and set(m) == {"fid", "fid-lp", "skl", "leakage"}
+    assert m["fid"]["value"] >= 0 and m["fid-lp"]["value"] >= 0 and np.isfinite(m["skl"]["value"])
+    assert m["fid"]["protocol"]["real"] == "mnist5k:train (4500 examples)" and m["fid"]["protocol"]["generated"] == 60
+    assert m["fid-lp"]["protocol"]["pool"] == 3 and m["skl"]["protocol"]["k"] == 1
+    assert [row["level"] for row in m["leakage"]["value"]] == [0.01, 0.05, 0.1, 0.25, 0.5]
+    stored = json.loads((tiny_vae / "metrics.json").read_text())
+    assert stored["validation"] == before["validation"]           # the training metrics stay
+    assert stored["evaluation"]["skl"]["value"] == m["skl"]["value"]
+    verify_files(tiny_vae, ["metrics.json"])                       # the manifest lists the new file
+    # the same seed gives the same numbers; the text form prints the protocol beside each
+    r2 = run_cli("evaluate", str(tiny_vae), "--metrics", "skl", "--samples", "60")
+    assert r2.returncode == 0, r2.stderr
+    assert f"skl      {m['skl']['value']:.4g}" in r2.stdout and "k-NN KL" in r2.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["m2-mnist5k", "--metrics", "skl"], "needs an unconditional model"),
+    (["vae-mnist5k", "--metrics", "error"], "error needs a model with a classifier"),
+    (["vae-mnist5k", "--metrics", "fid,bogus"], "unknown metric(s) bogus"),
+    (["vae-mnist5k"], "give --data"),
+])
+def test_metrics_that_do_not_apply_are_one_line_errors(args, message):
+    r = run_cli("evaluate", *args)
+    assert r.returncode != 0 and message in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_fid_is_refused_for_non_images_and_too_few_samples(tmp_path, tiny_lenet):
+    moons = train_tiny("vae-moons", tmp_path / "moons")
+    r = run_cli("evaluate", str(moons), "--metrics", "fid", "--backend", "torch")
+    assert r.returncode != 0 and "fid needs a model of images" in r.stderr
+    r = run_cli("evaluate", "vae-mnist5k", "--metrics", "fid", "--samples", "4", "--classifier", str(tiny_lenet))
+    assert r.returncode != 0 and "more samples than the classifier's 4 features" in r.stderr
+
+
+def test_a_bundled_starter_is_evaluated_but_not_written_to():
+    from vaezoo.store.resolution import bundled_dir
+
+    before = (bundled_dir("vae-mnist5k") / "metrics.json").read_bytes()
+    r = run_cli("evaluate", "vae-mnist5k", "--metrics", "skl,leakage", "--samples", "200", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["recorded"] is None
+    assert (bundled_dir("vae-mnist5k") / "metrics.json").read_bytes() == before
+
+
+def test_the_classifier_error_rate_is_a_metric_too():
+    r = run_cli("evaluate", "m2-mnist5k", "--metrics", "error", "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)["metrics"]["error"]
+    old = json.loads(run_cli("evaluate", "m2-mnist5k", "--data", "mnist5k:val", "--json").stdout)
+    assert res["value"] == old["error_rate"] and res["protocol"]["examples"] == 500
+
+
+# ---------------------------------------------------------------- LP / HP samples
+def test_lp_and_hp_keep_the_lowest_density_draws():
+    from vaezoo.data import load_dataset
+    from vaezoo.evaluation.regions import encode_all, region_latents
+    from vaezoo.runtime.pipeline import load_pipeline
+
+    pipe = load_pipeline("dp-vae-mnist5k", "onnx")
+    mu, logvar = encode_all(pipe, load_dataset("mnist5k", "train").float_batch(slice(0, 1000)))
+    z, info = region_latents(pipe, "lp", 50, 0, 10, mu, logvar)
+    assert z.shape == (50, pipe.latent_dim) and info["drawn"] == 500
+    # the kept draws are the tail: every one is below the median density of all draws, and below plain samples'
+    assert info["score_max_kept"] < info["score_median_all"]
+    plain = M.mixture_log_density(pipe.from_generation(pipe.noise(50, 0)), mu, logvar)
+    assert M.mixture_log_density(z, mu, logvar).max() <= np.sort(plain)[len(plain) // 2]
+    zh, infoh = region_latents(pipe, "hp", 50, 0, 10, mu, logvar)
+    assert infoh["score_max_kept"] < infoh["score_median_all"]
+    assert pipe.log_prior(zh).max() == pytest.approx(infoh["score_max_kept"], rel=1e-5)
+
+
+def test_sample_region_writes_a_grid_and_refuses_what_does_not_apply(tmp_path):
+    out = tmp_path / "lp.png"
+    r = run_cli("sample", "dp-vae-mnist5k", "--region", "lp", "-n", "16", "--pool", "4", "-o", str(out))
+    assert r.returncode == 0 and out.is_file() and "wrote 16 LP samples" in r.stdout, r.stderr
+    r = run_cli("sample", "dp-vae-mnist5k", "--region", "hp", "-n", "16", "-o", str(out))
+    assert r.returncode != 0 and "--force" in r.stderr                      # never overwritten without --force
+    r = run_cli("sample", "m2-mnist5k", "--region", "hp", "-n", "4", "-o", str(tmp_path / "m2.png"))
+    assert r.returncode != 0 and "unconditional" in r.stderr and not (tmp_path / "m2.png").exists()
+    r = run_cli("sample", "dp-vae-mnist5k", "--region", "middle", "-o", str(tmp_path / "x.png"))
+    assert r.returncode == 2 and not (tmp_path / "x.png").exists()

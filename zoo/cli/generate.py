@@ -8,8 +8,8 @@ from typing import Annotated, List, Optional
 import typer
 
 from vaezoo.cli.app import app
-from vaezoo.cli.options import (Backend, BackendOpt, DeviceOpt, ForceOpt, JsonOpt, ModelArg, NrowOpt, OfflineOpt, OutputOpt,
-                                SeedOpt, Space, SpaceOpt, StepsOpt, TemperatureOpt, emit, require_output)
+from vaezoo.cli.options import (Backend, BackendOpt, DeviceOpt, ForceOpt, JsonOpt, ModelArg, NrowOpt, OfflineOpt, OutputOpt, PoolOpt,
+                                RegionOpt, SeedOpt, Space, SpaceOpt, StepsOpt, TemperatureOpt, emit, require_output)
 
 
 def _output(output: Optional[Path], force: bool) -> Path:
@@ -40,6 +40,8 @@ def sample(
     seed: SeedOpt = 0,
     temperature: TemperatureOpt = 1.0,
     label: Annotated[Optional[str], typer.Option("--label", help="Conditional models: the class to generate (default: cycle through the classes).")] = None,
+    region: RegionOpt = None,
+    pool: PoolOpt = 10,
     output: OutputOpt = None,
     nrow: NrowOpt = None,
     backend: BackendOpt = Backend.auto,
@@ -48,11 +50,23 @@ def sample(
     as_json: JsonOpt = False,
     offline: OfflineOpt = False,
 ) -> None:
-    """Draw samples: eps ~ N(0, T^2 I) (numpy, from --seed) -> prior_inverse -> decoder."""
+    """Draw samples: eps ~ N(0, T^2 I) (numpy, from --seed) -> prior_inverse -> decoder; --region lp|hp keeps
+    the draws of lowest aggregate-posterior (lp) or prior (hp) density (vaezoo.evaluation.regions)."""
+    from vaezoo.errors import UsageError
     from vaezoo.runtime.pipeline import load_pipeline
 
+    if region is not None and (temperature != 1.0 or label is not None):
+        raise UsageError("--region draws from the prior or the aggregate posterior as they are: no --temperature or --label")
     output = _output(output, force)
     pipe = load_pipeline(model, backend.value, device, offline=offline)
+    if region is not None:
+        from vaezoo.evaluation.regions import region_images
+        from vaezoo.io.images import check_output
+
+        check_output(output, force, n, images=pipe.is_image)
+        images, _ = region_images(pipe, region.value, n, seed, pool)
+        _write(pipe, images, output, force, nrow, as_json, f"{region.value.upper()} samples")
+        return
     _write_batches(pipe, pipe.sample_batches(n, seed, temperature, label), n, output, force, nrow, as_json, "samples")
 
 
