@@ -226,3 +226,18 @@ def test_sample_region_writes_a_grid_and_refuses_what_does_not_apply(tmp_path):
     assert r.returncode != 0 and "unconditional" in r.stderr and not (tmp_path / "m2.png").exists()
     r = run_cli("sample", "dp-vae-mnist5k", "--region", "middle", "-o", str(tmp_path / "x.png"))
     assert r.returncode == 2 and not (tmp_path / "x.png").exists()
+
+
+def test_the_dpvae_table_script_measures_the_bundled_starters(tiny_lenet, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dpvae_table", Path(__file__).resolve().parent.parent / "scripts" / "dpvae_table.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.main(["--samples", "60", "--classifier", str(tiny_lenet)])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "FID" not in line]
+    assert [r.split(" | ")[0] for r in rows] == ["| vae", "| dp-vae", "| dp-factor"]
+    assert rows[0].endswith("| 137.4 / 165.0 / 1.26 |")   # the paper's VAE beside ours
+    for r in rows:
+        fid, fid_lp, skl = (float(v) for v in r.split(" | ")[1:4])
+        assert fid >= 0 and fid_lp >= 0 and np.isfinite(skl), r
