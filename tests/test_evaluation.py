@@ -159,11 +159,22 @@ def test_evaluate_measures_and_records_every_sample_metric(tiny_vae, tiny_lenet)
     assert f"skl      {m['skl']['value']:.4g}" in r2.stdout and "k-NN KL" in r2.stdout
 
 
+def test_nll_through_the_graphs_agrees_with_the_trainers(tiny_vae):
+    """The numpy/ONNX estimator against the torch one the trainer recorded (same K and digits, other noise)."""
+    recorded = json.loads((tiny_vae / "metrics.json").read_text())["validation"]
+    r = run_cli("evaluate", str(tiny_vae), "--metrics", "nll", "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)["metrics"]["nll"]
+    assert res["protocol"]["K"] == recorded["nll_samples"] and res["protocol"]["examples"] == recorded["examples"]
+    assert res["value"] == pytest.approx(recorded["nll"], abs=2.0), (res["value"], recorded["nll"])   # ~545 nats, untrained
+
+
 @pytest.mark.parametrize("args, message", [
     (["m2-mnist5k", "--metrics", "skl"], "needs an unconditional model"),
     (["vae-mnist5k", "--metrics", "error"], "error needs a model with a classifier"),
     (["vae-mnist5k", "--metrics", "fid,bogus"], "unknown metric(s) bogus"),
     (["vae-mnist5k"], "give --data"),
+    (["m2-mnist5k", "--metrics", "nll"], "needs an unconditional model"),
 ])
 def test_metrics_that_do_not_apply_are_one_line_errors(args, message):
     r = run_cli("evaluate", *args)

@@ -8,6 +8,8 @@
              aggregate-posterior draws (z ~ q(z|x) of the validation digits, each digit drawn in turn),
              in the space the prior lives in: eps = prior_forward(z) (the identity for the standard prior)
     leakage  the leakage curve (metrics.py) of those aggregate-posterior draws against ``samples`` prior draws
+    nll      importance-sampled -log p(x) (likelihood.py) of the recipe's eval.max_examples validation digits with
+             eval.nll_samples samples each (the numbers training records), noise from ``seed``
     error    the classifier's error rate on labelled data (models with a classifier; `evaluate --data`)
 
 Everything runs through the pipeline (ONNX Runtime when the graphs exist, no torch) and the FID classifier's
@@ -27,7 +29,7 @@ from vaezoo.errors import UsageError
 from vaezoo.evaluation import metrics as M
 from vaezoo.evaluation.regions import check_unconditional, dataset_images, encode_all, in_batches, region_latents
 
-METRICS = ("fid", "fid-lp", "skl", "leakage", "error")
+METRICS = ("fid", "fid-lp", "skl", "leakage", "nll", "error")
 LEVELS = (0.01, 0.05, 0.1, 0.25, 0.5)   # prior-mass levels of the leakage curve
 
 
@@ -54,6 +56,10 @@ def check_applies(pipe, names: list[str]) -> None:
         raise UsageError(f"fid needs a model of images; {pipe.id} makes {pipe.config['input']['kind']} data")
     for name in {"fid-lp", "skl", "leakage"} & set(names):
         check_unconditional(pipe, name)
+    if "nll" in names:
+        from vaezoo.evaluation.likelihood import check_nll
+
+        check_nll(pipe)
     if "error" in names:
         has = getattr(pipe.backend, "has", None)
         if not pipe.labels or (has is not None and not has("classifier")):
@@ -118,6 +124,19 @@ def run(pipe, names: list[str], proto: Protocol, *, offline: bool = False, error
             out["leakage"] = {"value": curve,
                               "protocol": {**where, "definition": "leakage(level) = share of aggregate-posterior draws with "
                                            "log p(z) below the level-quantile of log p(z) under the prior (= level when q = p)"}}
+    if "nll" in names:
+        from vaezoo.evaluation.likelihood import importance_nll
+
+        ecfg = pipe.config["recipe"]["eval"]
+        val, val_desc = dataset_images(pipe, "val")
+        x = val[: int(ecfg["max_examples"])]
+        k_nll = int(ecfg["nll_samples"])
+        if k_nll < 1:
+            raise UsageError(f"{pipe.id}: its recipe's eval.nll_samples is {k_nll}; nll needs at least 1")
+        out["nll"] = {"value": float(importance_nll(pipe, x, k_nll, seed).mean()),
+                      "protocol": {"data": val_desc, "examples": len(x), "K": k_nll, "seed": seed,
+                                   "unit": "nats per example, summed over pixels",
+                                   "estimator": "-log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x), z_k ~ q(z|x)"}}
     if "error" in names:
         res = error_fn()
         out["error"] = {"value": res["error_rate"],
