@@ -153,6 +153,9 @@ def test_evaluate_measures_and_records_every_sample_metric(tiny_vae, tiny_lenet)
     assert stored["validation"] == before["validation"]           # the training metrics stay
     assert stored["evaluation"]["skl"]["value"] == m["skl"]["value"]
     verify_files(tiny_vae, ["metrics.json"])                       # the manifest lists the new file
+    card = run_cli("card", str(tiny_vae))
+    assert card.returncode == 0 and "Measured by `vaezoo evaluate --metrics`" in card.stdout, card.stderr
+    assert "| skl | " in card.stdout and "k-NN KL" in card.stdout
     # the same seed gives the same numbers; the text form prints the protocol beside each
     r2 = run_cli("evaluate", str(tiny_vae), "--metrics", "skl", "--samples", "60")
     assert r2.returncode == 0, r2.stderr
