@@ -1,7 +1,8 @@
 """The dpVAE paper's MNIST table (FID / FID-LP / sKL, with and without the decoupled prior), measured on mnist5k.
 
     python scripts/dpvae_table.py                      # the bundled starters: vae, dp-vae, dp-factor (-mnist5k)
-    python scripts/dpvae_table.py --train --steps 3000 # also trains factor, info and dp-info on mnist5k (and vae, dp-vae, dp-factor)
+    python scripts/dpvae_table.py --train              # trains the six pairs on mnist5k (recipe lengths) into $VAEZOO_HOME/dpvae
+    python scripts/dpvae_table.py --train --models info,dp-info   # some of them (finished runs are reused, killed ones resumed)
 
 Every number comes from ``vaezoo evaluate MODEL --metrics fid,fid-lp,skl --samples N --seed S`` (see
 vaezoo.evaluation.suite for the protocol): FID-LeNet between N prior samples and the 4,500 mnist5k training
@@ -60,18 +61,21 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--classifier", default="lenet-mnist5k")
+    ap.add_argument("--models", default=None, help="comma-separated families (default: all six with --train, else the bundled three)")
     args = ap.parse_args(argv)
 
     from vaezoo.store.resolution import home
 
     ensure_classifier(args.classifier, args.threads)
     rows = []
-    for fam in (PAPER if args.train else BUNDLED):
+    fams = args.models.split(",") if args.models else list(PAPER if args.train else BUNDLED)
+    for fam in fams:
         model = f"{fam}-mnist5k"
         if args.train:
             out = home() / "dpvae" / model
-            if not (out / "onnx" / "decoder.onnx").is_file():
-                vaezoo("train", model, "--out", str(out), "--threads", str(args.threads), "--force", "-q",
+            if not (out / "onnx" / "decoder.onnx").is_file():   # finished runs are reused, killed ones resumed
+                again = "--resume" if (out / "train_state.safetensors").is_file() else "--force"
+                vaezoo("train", model, "--out", str(out), "--threads", str(args.threads), again, "-q",
                        *(["--steps", str(args.steps)] if args.steps else []))
                 vaezoo("export", str(out), "--check", "--force")
             model = str(out)

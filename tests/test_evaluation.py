@@ -130,7 +130,7 @@ def test_lenet_graph_gives_the_logits_and_features_the_trainer_scored(tiny_lenet
 def test_a_model_that_is_not_a_fid_classifier_is_refused(tiny_vae):
     from vaezoo.evaluation.features import FeatureNet
 
-    with pytest.raises(UsageError, match="not a FID classifier"):
+    with pytest.raises(UsageError, match="not an exported FID classifier"):
         FeatureNet(tiny_vae)
 
 

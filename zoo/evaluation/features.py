@@ -27,8 +27,9 @@ class FeatureNet:
         self.config = read_config(self.folder)
         path = graph_path(self.folder, PART)
         if not path.is_file():
-            raise UsageError(f"{self.config['id']} has no {ONNX_DIR}/{PART}.onnx: it is not a FID classifier "
-                             f"(train and export one: `vaezoo train lenet-mnist5k && vaezoo export lenet-mnist5k`)")
+            raise UsageError(f"{self.config['id']} has no {ONNX_DIR}/{PART}.onnx: not an exported FID classifier "
+                             f"(`vaezoo export {self.config['id']}` if it is one; else `vaezoo train lenet-mnist5k && "
+                             "vaezoo export lenet-mnist5k`)")
         name = f"{ONNX_DIR}/{PART}.onnx"
         data = read_verified(self.folder, [name], self.config)[name]
         self.session = load_session(path, [CPU_EP], physical_cores(), data=data)
@@ -62,6 +63,5 @@ def load_feature_net(spec: str, offline: bool = False) -> FeatureNet:
     try:
         folder = resolve_model(spec, need="graphs", offline=offline)
     except VaezooError as exc:
-        raise UsageError(f"FID classifier {spec!r}: {exc} (train it with `vaezoo train {spec} && vaezoo export {spec}`, "
-                         "or pass --classifier FOLDER)") from None
+        raise UsageError(f"FID classifier {spec!r}: {exc} (then `vaezoo export {spec}`; or pass --classifier FOLDER)") from None
     return FeatureNet(folder)
