@@ -172,6 +172,19 @@ def test_nll_through_the_graphs_agrees_with_the_trainers(tiny_vae):
     assert res["value"] == pytest.approx(recorded["nll"], abs=2.0), (res["value"], recorded["nll"])   # ~545 nats, untrained
 
 
+def test_every_sample_metric_runs_without_torch(tmp_path, tiny_vae, tiny_lenet):
+    """fid, fid-lp, skl, leakage, nll and sample --region through ONNX where importing torch fails."""
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch" / "__init__.py").write_text("raise ImportError('torch is blocked in this test')\n")
+    env = {"PYTHONPATH": str(tmp_path)}
+    r = run_cli("evaluate", str(tiny_vae), "--metrics", "fid,fid-lp,skl,leakage,nll", "--samples", "20", "--pool", "2",
+                "--classifier", str(tiny_lenet), "--backend", "onnx", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    assert set(json.loads(r.stdout)["metrics"]) == {"fid", "fid-lp", "skl", "leakage", "nll"}
+    r = run_cli("sample", str(tiny_vae), "--region", "hp", "-n", "4", "-o", str(tmp_path / "hp.npy"), env=env)
+    assert r.returncode == 0 and np.load(tmp_path / "hp.npy").shape == (4, 1, 28, 28), r.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (["m2-mnist5k", "--metrics", "skl"], "needs an unconditional model"),
     (["vae-mnist5k", "--metrics", "error"], "error needs a model with a classifier"),
