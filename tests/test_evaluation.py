@@ -191,6 +191,8 @@ def test_every_sample_metric_runs_without_torch(tmp_path, tiny_vae, tiny_lenet):
     (["vae-mnist5k", "--metrics", "fid,bogus"], "unknown metric(s) bogus"),
     (["vae-mnist5k"], "give --data"),
     (["m2-mnist5k", "--metrics", "nll"], "needs an unconditional model"),
+    (["vae-mnist5k", "--metrics", "skl", "--samples", "5", "--k", "5"], "--k 5 must be below --samples 5"),
+    (["vae-mnist5k", "--metrics", "skl", "--data", "mnist5k:val"], "add error to --metrics"),
 ])
 def test_metrics_that_do_not_apply_are_one_line_errors(args, message):
     r = run_cli("evaluate", *args)

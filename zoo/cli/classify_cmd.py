@@ -240,6 +240,8 @@ def evaluate(
     from vaezoo.evaluation import suite
 
     names = suite.parse_metrics(metrics)
+    if (data is not None or labels is not None) and "error" not in names:
+        raise UsageError("--data and --labels are the labelled data of the error metric; add error to --metrics")
     pipe = load_pipeline(model, backend.value, device, offline=offline)
     spec = data or f"{pipe.config['recipe']['data']['name']}:val"
     proto = suite.Protocol(samples=samples, seed=seed, k=k, pool=pool, classifier=classifier)

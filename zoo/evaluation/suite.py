@@ -50,8 +50,10 @@ def parse_metrics(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def check_applies(pipe, names: list[str]) -> None:
-    """A metric that does not apply to the model is a one-line error, before anything is computed."""
+def check_applies(pipe, names: list[str], proto: Protocol | None = None) -> None:
+    """A metric that does not apply to the model (or to the protocol) is a one-line error, before anything is computed."""
+    if proto is not None and "skl" in names and proto.k >= proto.samples:
+        raise UsageError(f"--k {proto.k} must be below --samples {proto.samples} (the k-NN KL estimator's neighbours)")
     if {"fid", "fid-lp"} & set(names) and not pipe.is_image:
         raise UsageError(f"fid needs a model of images; {pipe.id} makes {pipe.config['input']['kind']} data")
     for name in {"fid-lp", "skl", "leakage"} & set(names):
@@ -80,7 +82,7 @@ def _posterior_draws(pipe, x: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 def run(pipe, names: list[str], proto: Protocol, *, offline: bool = False, error_fn=None) -> dict:
     """{metric: {"value": ..., "protocol": {...}}} for each name (check_applies first)."""
-    check_applies(pipe, names)
+    check_applies(pipe, names, proto)
     n, seed = proto.samples, proto.seed
     out: dict = {}
     net = None
@@ -149,7 +151,7 @@ def record(folder: Path, results: dict, backend: str) -> None:
     """Merge ``results`` into folder/metrics.json["evaluation"] and refresh its manifest entry."""
     from vaezoo.io.files import read_json, write_json
     from vaezoo.store.checkpoint import CONFIG, MANIFEST_KEY, METRICS as METRICS_FILE, file_digest, read_config
-    from vaezoo.store.graph_swap import _lock
+    from vaezoo.store.graph_swap import _lock   # the lock export's graph swap takes: config.json is rewritten by both
     from vaezoo.version import __version__
 
     folder = Path(folder)
