@@ -320,7 +320,7 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
         stats = train_step(model, objective, opt, aux_opts, batches, step, tcfg, runner, ddp.world)
         step += 1
         last_stats = {k: float(v) for k, v in stats.items()}
-        bar.advance(1, loss=last_stats["loss"], kl=last_stats["kl"], **{k: last_stats[k] for k in objective.progress_stats})
+        bar.advance(1, loss=last_stats["loss"], **{k: last_stats[k] for k in ("kl", *objective.progress_stats) if k in last_stats})
         if ddp.main and (step % int(tcfg["checkpoint_every"]) == 0 or step == total):
             save_state(out / STATE, model, objective, opt, aux_opts, sampler, step, recipe, time.perf_counter() - t_start)
         if stop_after is not None and step >= stop_after:
@@ -361,5 +361,6 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
     write_preview(out, backend="torch")   # the card's sample grid, in the manifest like the weights
     (out / STATE).unlink(missing_ok=True)
     nll = f"val NLL {val['nll']:.2f} nats, " if "nll" in val else ""
-    log(f"wrote {out} ({nll}-ELBO {val['neg_elbo']:.2f}) in {seconds:.0f}s")
+    score = f"-ELBO {val['neg_elbo']:.2f}" if "neg_elbo" in val else f"error {100 * val['error_rate']:.2f}%"  # a classifier has no ELBO
+    log(f"wrote {out} ({nll}{score}) in {seconds:.0f}s")
     return metrics

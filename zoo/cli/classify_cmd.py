@@ -13,8 +13,9 @@ import numpy as np
 import typer
 
 from vaezoo.cli.app import app
-from vaezoo.cli.options import (print_json, Backend, BackendOpt, BatchSizeOpt, DeviceOpt, ForceOpt, Format, JsonOpt, ModelArg, OfflineOpt,
-                                OutputOpt, QuietOpt, SeedOpt, TemperatureOpt, emit, require_output)
+from vaezoo.cli.options import (print_json, Backend, BackendOpt, BatchSizeOpt, DeviceOpt, FidClassifierOpt, ForceOpt, Format, JsonOpt, KnnOpt,
+                                MetricsOpt, ModelArg, OfflineOpt, OutputOpt, PoolOpt, QuietOpt, SamplesOpt, SeedOpt, TemperatureOpt,
+                                emit, require_output)
 
 EXIT_SOME_FAILED = 3
 
@@ -152,23 +153,11 @@ def _labelled_arrays(spec: str, pipe):
     return None
 
 
-@app.command()
-def evaluate(
-    model: ModelArg,
-    data: Annotated[str, typer.Option("--data", help="dataset[:split] (e.g. mnist5k:val, mnist:test), a folder of class-named subfolders (3/x.png), an .npz with x and y, or IDX images with --labels.")],
-    labels: Annotated[Optional[Path], typer.Option("--labels", help="IDX label file for IDX (or .npy) images given in --data.")] = None,
-    batch_size: BatchSizeOpt = 512,
-    backend: BackendOpt = Backend.auto,
-    device: DeviceOpt = "cpu",
-    as_json: JsonOpt = False,
-    offline: OfflineOpt = False,
-) -> None:
-    """Error rate and cross-entropy of a model's classifier q(y|x) on labelled data."""
+def _error_rate(pipe, data: str, labels: Optional[Path], batch_size: int) -> tuple[dict, list]:
+    """(result, unreadable sources) of the classifier q(y|x) on labelled data (the --data forms)."""
     from vaezoo.runtime import classify as engine
     from vaezoo.errors import UsageError
-    from vaezoo.runtime.pipeline import load_pipeline
 
-    pipe = load_pipeline(model, backend.value, device, offline=offline)
     if not pipe.labels:
         raise UsageError(f"{pipe.id} has no classifier")
     k = len(pipe.labels)
@@ -215,10 +204,70 @@ def evaluate(
            "protocol": "argmax of q(y|x) from the exported classifier part; cross-entropy in nats per example",
            "per_class_error": [round(1 - ev.confusion[c, c] / max(ev.confusion[c].sum(), 1), 4) for c in range(k)],
            "confusion": ev.confusion.tolist()}
-    emit(res, as_json, f"{pipe.id} on {desc}: error {100 * res['error_rate']:.2f}% ({ev.err}/{ev.n}), "
-                       f"cross-entropy {res['cross_entropy']:.4f} nats" + (f", {len(ev.failed)} unreadable/unlabelled" if ev.failed else ""))
-    if ev.failed:
-        raise typer.Exit(EXIT_SOME_FAILED)
+    return res, ev.failed
+
+
+@app.command()
+def evaluate(
+    model: ModelArg,
+    data: Annotated[Optional[str], typer.Option("--data", help="Labelled data for the error rate: dataset[:split] (e.g. mnist5k:val, mnist:test), a folder of class-named subfolders (3/x.png), an .npz with x and y, or IDX images with --labels (with --metrics: default the model's dataset, split val).")] = None,
+    labels: Annotated[Optional[Path], typer.Option("--labels", help="IDX label file for IDX (or .npy) images given in --data.")] = None,
+    metrics: MetricsOpt = None,
+    samples: SamplesOpt = 5000,
+    seed: SeedOpt = 0,
+    k: KnnOpt = 1,
+    pool: PoolOpt = 10,
+    classifier: FidClassifierOpt = "lenet-mnist5k",
+    batch_size: BatchSizeOpt = 512,
+    backend: BackendOpt = Backend.auto,
+    device: DeviceOpt = "cpu",
+    as_json: JsonOpt = False,
+    offline: OfflineOpt = False,
+) -> None:
+    """Error rate and cross-entropy of a model's classifier q(y|x) on labelled data; with --metrics, also
+    FID-LeNet, FID-LP, sKL and the leakage curve (recorded into the checkpoint's metrics.json)."""
+    from vaezoo.errors import UsageError
+    from vaezoo.runtime.pipeline import load_pipeline
+
+    if metrics is None:
+        if data is None:
+            raise UsageError("give --data (labelled data for the error rate) or --metrics")
+        pipe = load_pipeline(model, backend.value, device, offline=offline)
+        res, failed = _error_rate(pipe, data, labels, batch_size)
+        emit(res, as_json, f"{pipe.id} on {res['data']}: error {100 * res['error_rate']:.2f}% ({res['errors']}/{res['examples']}), "
+                           f"cross-entropy {res['cross_entropy']:.4f} nats" + (f", {len(failed)} unreadable/unlabelled" if failed else ""))
+        if failed:
+            raise typer.Exit(EXIT_SOME_FAILED)
+        return
+    from vaezoo.evaluation import suite
+
+    names = suite.parse_metrics(metrics)
+    if (data is not None or labels is not None) and "error" not in names:
+        raise UsageError("--data and --labels are the labelled data of the error metric; add error to --metrics")
+    pipe = load_pipeline(model, backend.value, device, offline=offline)
+    spec = data or f"{pipe.config['recipe']['data']['name']}:val"
+    proto = suite.Protocol(samples=samples, seed=seed, k=k, pool=pool, classifier=classifier)
+    results = suite.run(pipe, names, proto, offline=offline, error_fn=lambda: _error_rate(pipe, spec, labels, batch_size)[0])
+    recorded = _record(pipe, results)
+    summary = {"model": pipe.id, "backend": pipe.backend.name, "metrics": results, "recorded": recorded}
+    lines = [f"{pipe.id} (backend {pipe.backend.name})" + (f"; recorded in {recorded}" if recorded else "; not recorded (a bundled or cached checkpoint is read-only)")]
+    for name, res in results.items():
+        value = res["value"]
+        shown = (", ".join(f"{r['level']:g}: {r['leakage']:.3f}" for r in value) if name == "leakage" else f"{value:.4g}")
+        lines.append(f"{name:<8} {shown}   [" + "; ".join(f"{key} {val}" for key, val in res["protocol"].items()) + "]")
+    emit(summary, as_json, "\n".join(lines))
+
+
+def _record(pipe, results: dict) -> Optional[str]:
+    """Record into the checkpoint's metrics.json when it is the user's own (the local store or a folder)."""
+    from vaezoo.evaluation.suite import record
+    from vaezoo.store.resolution import bundled_dir
+
+    folder = Path(pipe.folder).resolve()
+    if folder == bundled_dir(pipe.id).resolve() or any(part.startswith("models--") for part in folder.parts):  # the Hub cache
+        return None
+    record(folder, results, pipe.backend.name)
+    return str(folder / "metrics.json")
 
 
 # ---------------------------------------------------------------- analogies

@@ -8,8 +8,8 @@ from typing import Annotated, List, Optional
 import typer
 
 from vaezoo.cli.app import app
-from vaezoo.cli.options import (Backend, BackendOpt, DeviceOpt, ForceOpt, JsonOpt, ModelArg, NrowOpt, OfflineOpt, OutputOpt,
-                                SeedOpt, Space, SpaceOpt, StepsOpt, TemperatureOpt, emit, require_output)
+from vaezoo.cli.options import (Backend, BackendOpt, DeviceOpt, ForceOpt, JsonOpt, ModelArg, NrowOpt, OfflineOpt, OutputOpt, PoolOpt,
+                                RegionOpt, SeedOpt, Space, SpaceOpt, StepsOpt, TemperatureOpt, emit, require_output)
 
 
 DEFAULT_SAMPLES = "samples.png"
@@ -44,6 +44,8 @@ def sample(
     temperature: TemperatureOpt = 1.0,
     label: Annotated[Optional[str], typer.Option("--label", help="Conditional models: the class to generate (default: cycle through the classes).")] = None,
     canvas_steps: Annotated[bool, typer.Option("--canvas-steps", help="Models that draw in T steps (DRAW): the canvas after each step, one row of T images per sample.")] = False,
+    region: RegionOpt = None,
+    pool: PoolOpt = 10,
     output: OutputOpt = None,
     nrow: NrowOpt = None,
     backend: BackendOpt = Backend.auto,
@@ -53,11 +55,23 @@ def sample(
     offline: OfflineOpt = False,
 ) -> None:
     """Draw samples: eps ~ N(0, T^2 I) (numpy, from --seed) -> prior_inverse -> decoder. Without -o the grid
-    goes to samples.png (refused, like any output, when it exists and --force is not given)."""
+    goes to samples.png (refused, like any output, when it exists and --force is not given). --region lp|hp
+    keeps the draws of lowest aggregate-posterior (lp) or prior (hp) density (vaezoo.evaluation.regions)."""
+    from vaezoo.errors import UsageError
     from vaezoo.runtime.pipeline import load_pipeline
 
+    if region is not None and (temperature != 1.0 or label is not None or canvas_steps):
+        raise UsageError("--region draws from the prior or the aggregate posterior as they are: no --temperature, --label or --canvas-steps")
     output = _output(output or Path(DEFAULT_SAMPLES), force)
     pipe = load_pipeline(model, backend.value, device, offline=offline)
+    if region is not None:
+        from vaezoo.evaluation.regions import region_images
+        from vaezoo.io.images import check_output
+
+        check_output(output, force, n, images=pipe.is_image)
+        images, _ = region_images(pipe, region.value, n, seed, pool)
+        _write(pipe, images, output, force, nrow, as_json, f"{region.value.upper()} samples")
+        return
     batches = pipe.sample_batches(n, seed, temperature, label, steps=canvas_steps)   # checks --canvas-steps first
     if canvas_steps:
         t = pipe.canvas_steps

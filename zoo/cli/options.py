@@ -46,6 +46,13 @@ class Format(str, Enum):
     jsonl = "jsonl"
 
 
+class Region(str, Enum):
+    """sample's --region: LP (prior draws of lowest aggregate-posterior density) or HP (the reverse)."""
+
+    lp = "lp"
+    hp = "hp"
+
+
 class Files(str, Enum):
     """pull's --files: which of a Hub checkpoint's files to fetch."""
 
@@ -132,6 +139,19 @@ BatchSizeOpt = Annotated[int, typer.Option(
 RevisionOpt = Annotated[Optional[str], typer.Option(
     "--revision", help="Hub revision: pull fetches this branch, tag or commit instead of the pinned one; push commits to this branch (created from main when missing; default main).")]
 
+# evaluate's sample-quality metrics and sample's --region (vaezoo.evaluation)
+MetricsOpt = Annotated[Optional[str], typer.Option(
+    "--metrics", help="Comma-separated: fid, fid-lp, skl, leakage, nll, error (see README, 'Evaluation').")]
+SamplesOpt = Annotated[int, typer.Option(
+    "--samples", min=2, help="Samples per set: generated images for fid/fid-lp, prior and aggregate-posterior draws for skl/leakage.")]
+KnnOpt = Annotated[int, typer.Option("--k", min=1, help="k of the k-nearest-neighbour KL estimator (skl).")]
+PoolOpt = Annotated[int, typer.Option(
+    "--pool", min=1, help="LP/HP samples: candidates drawn per sample kept (the kept ones have the lowest density).")]
+RegionOpt = Annotated[Optional[Region], typer.Option(
+    "--region", help="lp: the prior draws with the lowest aggregate-posterior density (of --pool per sample); hp: the "
+    "aggregate-posterior draws with the lowest prior density.")]
+FidClassifierOpt = Annotated[str, typer.Option(
+    "--classifier", help="The FID-LeNet digit classifier: a model id, folder or hf-hub: spec with an exported features graph.")]
 
 def print_json(obj) -> None:
     """Every command's --json: one indented JSON document on stdout (results on stdout, messages on stderr)."""

@@ -248,6 +248,12 @@ class Pipeline:
         """T for a model that draws in T steps (its latent is T x latent_dim), else 0."""
         return self.latent_shape[0] if len(self.latent_shape) == 2 else 0
 
+    def log_prior(self, z: np.ndarray) -> np.ndarray:
+        """log p(z) per row, float64: log N(prior_forward(z); 0, I) + its log-det (the flow's density in z)."""
+        eps, logdet = self.backend.run("prior_forward", self.check_latents(z))
+        e = eps.astype(np.float64)
+        return -0.5 * ((e * e).sum(1) + e.shape[1] * math.log(2 * math.pi)) + logdet.astype(np.float64).reshape(-1)
+
     def sample_batches(self, n: int, seed: int = 0, temperature: float = 1.0, label=None,
                        batch: int = BATCH, steps: bool = False) -> Iterator[np.ndarray]:
         """:meth:`sample` in pieces of at most ``batch`` rows (memory flat in n); arguments checked at once.

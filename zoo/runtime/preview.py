@@ -15,13 +15,14 @@ COUNT, SEED = 64, 0   # what the card says the grid is: `vaezoo sample ID -n 64 
 
 def write_preview(folder: Path, backend: str = "auto") -> Path | None:
     """Draw the grid with the pipeline, as `vaezoo sample` would, and add it to config.json's manifest.
-    Image models that sample from the prior only (None otherwise: vectors, image completion); an existing
+    Image models that sample from the prior only (None otherwise: vectors, image completion, a classifier
+    with no decoder such as FID-LeNet's); an existing
     grid is replaced (it is derived from the weights)."""
     from vaezoo.runtime.pipeline import load_pipeline
 
     folder = Path(folder)
     pipe = load_pipeline(str(folder), backend=backend)
-    if not pipe.is_image or pipe.completion:
+    if not pipe.is_image or pipe.completion or not pipe.backend.has("decoder"):
         return None
     save_output(pipe.sample(COUNT, seed=SEED), folder / PREVIEW, force=True)
     config = read_json(folder / CONFIG)

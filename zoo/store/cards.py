@@ -289,6 +289,23 @@ def _evaluation(config: dict, metrics: dict | None) -> list[str]:
     return lines
 
 
+def _sample_quality(metrics: dict | None) -> list[str]:
+    """What `vaezoo evaluate --metrics` recorded (metrics.json "evaluation"), each with its protocol."""
+    ev = (metrics or {}).get("evaluation")
+    if not isinstance(ev, dict) or not ev:
+        return []
+    rows = []
+    for name, res in ev.items():
+        if not isinstance(res, dict) or "value" not in res:
+            continue
+        value = res["value"]
+        shown = (", ".join(f"{r.get('level')}: {_fmt(r.get('leakage'))}" for r in value if isinstance(r, dict))
+                 if isinstance(value, list) else _fmt(value))
+        proto = res.get("protocol") if isinstance(res.get("protocol"), dict) else {}
+        rows.append((name, f"{shown} ({'; '.join(f'{k} {v}' for k, v in proto.items())})"))
+    return ["Measured by `vaezoo evaluate --metrics` (README, 'Evaluation'):", ""] + _table(rows, ("metric", "value (protocol)")) + [""]
+
+
 def _usage(config: dict, repo: str, has_graphs: bool) -> list[str]:
     recipe = config["recipe"]
     classifier = _has(recipe, "classifier")
@@ -471,7 +488,7 @@ def render(folder: Path, repo_id: str | None = None) -> str:
                  f"*64 samples: `vaezoo sample {recipe['id']} -n 64 --seed 0` (temperature 1), the file `samples.png`.*", ""]
     body += ["## Model", ""] + _architecture(config) + [""]
     body += ["## Training", ""] + _training(config, metrics) + [""]
-    body += ["## Evaluation", ""] + _evaluation(config, metrics) + [""]
+    body += ["## Evaluation", ""] + _evaluation(config, metrics) + [""] + _sample_quality(metrics)
     body += ["## How to use", ""] + _usage(config, repo, has_graphs) + [""]
     body += ["## Files", ""] + _files(manifest) + [""]
     body += ["## Limitations and intended use", ""] + _limitations(config) + [""]

@@ -1,0 +1,7 @@
+"""vaezoo.evaluation (torch-free, numpy): the sample-quality metrics of `vaezoo evaluate`.
+
+metrics.py   Fréchet distance, k-NN KL (sKL), the aggregate posterior as a Gaussian mixture, leakage
+regions.py   LP / HP samples (low aggregate-posterior / low prior density) through a pipeline
+features.py  the FID-LeNet classifier's ONNX graph (logits and penultimate features)
+suite.py     what `vaezoo evaluate --metrics ...` runs, with the protocol beside each number
+"""

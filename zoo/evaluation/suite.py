@@ -1,0 +1,172 @@
+"""What ``vaezoo evaluate MODEL --metrics ...`` measures, each number returned with its protocol.
+
+    fid      Fréchet distance between FID-LeNet features of ``samples`` prior samples (numpy noise from ``seed``)
+             and of every training digit of the model's dataset
+    fid-lp   the same for ``samples`` LP samples (regions.py: the lowest aggregate-posterior density among
+             ``pool`` x samples prior draws; the mixture of the training digits' posteriors)
+    skl      KL(p‖q) + KL(q‖p), k-NN estimator (metrics.py), between ``samples`` prior draws and ``samples``
+             aggregate-posterior draws (z ~ q(z|x) of the validation digits, each digit drawn in turn),
+             in the space the prior lives in: eps = prior_forward(z) (the identity for the standard prior)
+    leakage  the leakage curve (metrics.py) of those aggregate-posterior draws against ``samples`` prior draws
+    nll      importance-sampled -log p(x) (likelihood.py) of the recipe's eval.max_examples validation digits with
+             eval.nll_samples samples each (the numbers training records), noise from ``seed``
+    error    the classifier's error rate on labelled data (models with a classifier; `evaluate --data`)
+
+Everything runs through the pipeline (ONNX Runtime when the graphs exist, no torch) and the FID classifier's
+ONNX graph. ``record`` adds the results to the checkpoint's metrics.json under "evaluation" and refreshes
+its manifest entry in config.json, atomically and under the folder's graph lock.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vaezoo.errors import UsageError
+from vaezoo.evaluation import metrics as M
+from vaezoo.evaluation.regions import check_unconditional, dataset_images, encode_all, in_batches, region_latents
+
+METRICS = ("fid", "fid-lp", "skl", "leakage", "nll", "error")
+LEVELS = (0.01, 0.05, 0.1, 0.25, 0.5)   # prior-mass levels of the leakage curve
+
+
+@dataclass(frozen=True)
+class Protocol:
+    samples: int
+    seed: int
+    k: int           # the k of the k-NN KL estimator
+    pool: int        # LP: prior draws per kept sample
+    classifier: str  # the FID-LeNet checkpoint
+
+
+def parse_metrics(text: str) -> list[str]:
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in names if m not in METRICS]
+    if bad or not names:
+        raise UsageError(f"--metrics: unknown metric(s) {', '.join(bad) or '(none given)'} (choose from {', '.join(METRICS)})")
+    return list(dict.fromkeys(names))
+
+
+def check_applies(pipe, names: list[str], proto: Protocol | None = None) -> None:
+    """A metric that does not apply to the model (or to the protocol) is a one-line error, before anything is computed."""
+    if proto is not None and "skl" in names and proto.k >= proto.samples:
+        raise UsageError(f"--k {proto.k} must be below --samples {proto.samples} (the k-NN KL estimator's neighbours)")
+    if {"fid", "fid-lp"} & set(names) and not pipe.is_image:
+        raise UsageError(f"fid needs a model of images; {pipe.id} makes {pipe.config['input']['kind']} data")
+    for name in {"fid-lp", "skl", "leakage"} & set(names):
+        check_unconditional(pipe, name)
+    if "nll" in names:
+        from vaezoo.evaluation.likelihood import check_nll
+
+        check_nll(pipe)
+    if "error" in names:
+        has = getattr(pipe.backend, "has", None)
+        if not pipe.labels or (has is not None and not has("classifier")):
+            raise UsageError(f"error needs a model with a classifier; {pipe.id} has none")
+
+
+def _fid(net, real: np.ndarray, fake: np.ndarray) -> float:
+    return M.frechet_distance(net.run(real)[1], net.run(fake)[1])
+
+
+def _posterior_draws(pipe, x: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """n draws z ~ q(z|x_i), the digits taken in turn (i = j mod len(x)); noise from numpy(seed)."""
+    mu, logvar = encode_all(pipe, x)
+    idx = np.arange(n) % len(mu)
+    eps = np.random.default_rng(seed).standard_normal((n, mu.shape[1]))
+    return (mu[idx] + np.exp(0.5 * logvar[idx]) * eps).astype(np.float32)
+
+
+def run(pipe, names: list[str], proto: Protocol, *, offline: bool = False, error_fn=None) -> dict:
+    """{metric: {"value": ..., "protocol": {...}}} for each name (check_applies first)."""
+    check_applies(pipe, names, proto)
+    n, seed = proto.samples, proto.seed
+    out: dict = {}
+    net = None
+    if {"fid", "fid-lp"} & set(names):
+        from vaezoo.evaluation.features import load_feature_net
+
+        net = load_feature_net(proto.classifier, offline)
+        if tuple(net.shape) != tuple(pipe.shape):
+            raise UsageError(f"the FID classifier {net.id} reads {net.shape} images; {pipe.id} makes {pipe.shape}")
+        if n <= net.feature_dim:
+            raise UsageError(f"--samples {n}: FID needs more samples than the classifier's {net.feature_dim} features "
+                             "(ideally 10,000 or more)")
+        real, real_desc = dataset_images(pipe, "train")
+        base = {"classifier": net.id, "features": net.feature_dim, "real": real_desc, "generated": n, "seed": seed}
+        if "fid" in names:
+            fake = np.concatenate(list(pipe.sample_batches(n, seed)))
+            out["fid"] = {"value": _fid(net, real, fake),
+                          "protocol": {**base, "samples": f"{n} prior samples, eps ~ N(0, I) from numpy seed {seed}"}}
+        if "fid-lp" in names:
+            mu, logvar = encode_all(pipe, real)
+            z, info = region_latents(pipe, "lp", n, seed, proto.pool, mu, logvar)
+            out["fid-lp"] = {"value": _fid(net, real, in_batches(pipe.decode, z)),
+                             "protocol": {**base, "samples": f"the {n} of {info['drawn']} prior draws (seed {seed}) with the lowest "
+                                          f"aggregate-posterior density (mixture of the {len(mu)} training posteriors)",
+                                          "pool": proto.pool}}
+    if {"skl", "leakage"} & set(names):
+        val, val_desc = dataset_images(pipe, "val")
+        z_post = _posterior_draws(pipe, val, n, seed + 1)
+        eps_prior = pipe.noise(n, seed)
+        where = {"posterior": f"{n} draws z ~ q(z|x) of {val_desc}, {math.ceil(n / len(val))} per digit (numpy seed {seed + 1})",
+                 "prior": f"{n} draws eps ~ N(0, I) (numpy seed {seed})"}
+        if "skl" in names:
+            eps_post = in_batches(pipe.to_generation, z_post)
+            out["skl"] = {"value": M.symmetric_kl(eps_prior, eps_post, proto.k),
+                          "protocol": {**where, "k": proto.k, "space": "generation (eps = prior_forward(z))",
+                                       "estimator": "k-NN KL (Pérez-Cruz 2008), KL(p||q) + KL(q||p)"}}
+        if "leakage" in names:
+            lp_prior = in_batches(pipe.log_prior, in_batches(pipe.from_generation, eps_prior))
+            lp_post = in_batches(pipe.log_prior, z_post)
+            curve = M.leakage_curve(lp_prior, lp_post, LEVELS)
+            out["leakage"] = {"value": curve,
+                              "protocol": {**where, "definition": "leakage(level) = share of aggregate-posterior draws with "
+                                           "log p(z) below the level-quantile of log p(z) under the prior (= level when q = p)"}}
+    if "nll" in names:
+        from vaezoo.evaluation.likelihood import importance_nll
+
+        ecfg = pipe.config["recipe"]["eval"]
+        val, val_desc = dataset_images(pipe, "val")
+        x = val[: int(ecfg["max_examples"])]
+        k_nll = int(ecfg["nll_samples"])
+        if k_nll < 1:
+            raise UsageError(f"{pipe.id}: its recipe's eval.nll_samples is {k_nll}; nll needs at least 1")
+        out["nll"] = {"value": float(importance_nll(pipe, x, k_nll, seed).mean()),
+                      "protocol": {"data": val_desc, "examples": len(x), "K": k_nll, "seed": seed,
+                                   "unit": "nats per example, summed over pixels",
+                                   "estimator": "-log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x), z_k ~ q(z|x)"}}
+    if "error" in names:
+        res = error_fn()
+        out["error"] = {"value": res["error_rate"],
+                        "protocol": {"data": res["data"], "examples": res["examples"], "cross_entropy": res["cross_entropy"],
+                                     "rule": res["protocol"]}}
+    return out
+
+
+def record(folder: Path, results: dict, backend: str) -> None:
+    """Merge ``results`` into folder/metrics.json["evaluation"] and refresh its manifest entry."""
+    from vaezoo.io.files import read_json, write_json
+    from vaezoo.store.checkpoint import CONFIG, MANIFEST_KEY, METRICS as METRICS_FILE, file_digest, read_config
+    from vaezoo.store.graph_swap import _lock   # the lock export's graph swap takes: config.json is rewritten by both
+    from vaezoo.version import __version__
+
+    folder = Path(folder)
+    read_config(folder)   # a vaezoo checkpoint, or a one-line error before anything is written
+    with _lock(folder, exclusive=True):
+        path = folder / METRICS_FILE
+        data = read_json(path) if path.is_file() else {}
+        if not isinstance(data, dict):
+            raise UsageError(f"{path} is not a vaezoo metrics file (a JSON object); not recording")
+        ev = data.setdefault("evaluation", {})
+        for name, res in results.items():
+            ev[name] = {**res, "backend": backend, "vaezoo_version": __version__}
+        write_json(path, data)
+        config = read_json(folder / CONFIG)   # as stored (read_config would complete a format-1 recipe)
+        if isinstance(config.get(MANIFEST_KEY), dict):
+            size, digest = file_digest(path)
+            config[MANIFEST_KEY][METRICS_FILE] = {"size": size, "sha256": digest}
+            write_json(folder / CONFIG, config)
