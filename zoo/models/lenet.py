@@ -11,11 +11,11 @@ the Fréchet distance's features (vaezoo.evaluation). Every size comes from the 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from vaezoo.models.nets import _act
 from vaezoo.models.loading import Pretrained
+from vaezoo.models.metrics import classification_metrics
 from vaezoo.models.registry import register_model
 from vaezoo.parts import Part, Port, Signature
 
@@ -70,12 +70,6 @@ class LeNet(Pretrained, nn.Module):
     def validation_metrics(self, x, y, nll_samples: int = 0, batch: int = 500) -> dict:
         """Held-out error rate and cross-entropy (a classifier has no likelihood: ``nll_samples`` unused)."""
         self.eval()
-        ce = err = 0.0
-        for i in range(0, x.shape[0], batch):
-            logits = self.classify_logits(x[i : i + batch])
-            yb = y[i : i + batch]
-            ce += float(F.cross_entropy(logits, yb, reduction="sum"))
-            err += float((logits.argmax(1) != yb).sum())
-        n = x.shape[0]
-        return {"error_rate": err / n, "accuracy": 1 - err / n, "cross_entropy": ce / n, "examples": n,
+        res = classification_metrics(self, x, y, batch)
+        return {**res, "accuracy": 1 - res["error_rate"], "examples": x.shape[0],
                 "protocol": "argmax of the logits against the true label on the held-out split; cross-entropy in nats"}

@@ -9,6 +9,7 @@ is evaluated through the flow with its log-det.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from vaezoo.models.distributions import importance_nll
 
@@ -33,3 +34,14 @@ def elbo_metrics(model, x: torch.Tensor, nll_samples: int = 1000, batch: int = 5
         res.pop("nll")
     res.update(examples=n, nll_samples=nll_samples)
     return res
+
+
+def classification_metrics(model, x, y, batch: int) -> dict:
+    """Error rate and cross-entropy (nats) of ``model.classify_logits`` on labelled examples."""
+    ce = err = 0.0
+    for i in range(0, x.shape[0], batch):
+        logits = model.classify_logits(x[i : i + batch])
+        yb = y[i : i + batch]
+        ce += float(F.cross_entropy(logits, yb, reduction="sum"))
+        err += float((logits.argmax(1) != yb).sum())
+    return {"error_rate": err / x.shape[0], "cross_entropy": ce / x.shape[0]}

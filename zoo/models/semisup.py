@@ -27,7 +27,7 @@ from torch import nn
 from vaezoo import parts as sig
 from vaezoo.models.distributions import DiagGaussian, Likelihood, importance_nll
 from vaezoo.models.flow import build_prior
-from vaezoo.models.metrics import elbo_metrics
+from vaezoo.models.metrics import classification_metrics, elbo_metrics
 from vaezoo.models.nets import _act
 from vaezoo.models.loading import Pretrained
 from vaezoo.models.registry import register_model
@@ -249,17 +249,6 @@ def _num_classes(config: dict) -> int:
 
 
 # ---------------------------------------------------------------- models
-def _classification(model, x, y, batch: int) -> dict:
-    """Error rate and cross-entropy of q(y|x) on labelled examples."""
-    ce = err = 0.0
-    for i in range(0, x.shape[0], batch):
-        logits = model.classify_logits(x[i : i + batch])
-        yb = y[i : i + batch]
-        ce += float(F.cross_entropy(logits, yb, reduction="sum"))
-        err += float((logits.argmax(1) != yb).sum())
-    return {"error_rate": err / x.shape[0], "cross_entropy": ce / x.shape[0]}
-
-
 @register_model("m2")
 @register_model("untapped")
 class M2(Pretrained, nn.Module):
@@ -314,7 +303,7 @@ class M2(Pretrained, nn.Module):
             if nll_samples:
                 sums["nll"] += float(self.core.importance_nll(f, per_class).sum())
         res = {k: v / n for k, v in sums.items()}
-        res.update(_classification(self, x, y, batch))
+        res.update(classification_metrics(self, x, y, batch))
         if not nll_samples:
             res.pop("nll")
         else:
@@ -394,5 +383,5 @@ class M1(VAE):
     @torch.no_grad()
     def validation_metrics(self, x, y, nll_samples: int = 0, batch: int = 500, seed: int = 1234) -> dict:
         res = elbo_metrics(self, x, nll_samples, batch, seed)
-        res.update(_classification(self, x, y, batch), protocol=PROTOCOL)
+        res.update(classification_metrics(self, x, y, batch), protocol=PROTOCOL)
         return res
