@@ -40,19 +40,22 @@ PAPER_NETS = {"m2": {"model": {"classifier_backbone": "mlp", "classifier_hidden"
 
 
 def run_one(family: str, n: int, dataset: str, seed: int, steps: int | None, out: Path, nll: int,
-            paper_nets: bool = False) -> dict:
+            paper_nets: bool = False, weighting: str | None = None) -> dict:
     from vaezoo.recipes import resolve
     import torch
 
     from vaezoo.train.trainer import train
 
     model_id = f"{family}-{n}-{dataset}"
-    folder = out / (f"{model_id}-seed{seed}" + ("" if steps is None else f"-steps{steps}") + ("-paper-nets" if paper_nets else ""))
+    folder = out / (f"{model_id}-seed{seed}" + ("" if steps is None else f"-steps{steps}") + ("-paper-nets" if paper_nets else "")
+                  + (f"-{weighting}" if weighting else ""))
     done = folder / "metrics.json"
     if not done.is_file():
         over = {"train": {"seed": seed, **({"steps": steps} if steps else {})}, "eval": {"nll_samples": nll}}
         if paper_nets:
             over.update(PAPER_NETS[family])
+        if weighting:   # "sum": the paper's J^alpha / N; the recipes' "batch" is ours
+            over["objective"] = {**over.get("objective", {}), "weighting": weighting}
         rec = resolve(model_id, over)
         t = time.time()
         print(f"training {model_id} seed {seed} ({rec['train']['steps']} steps) -> {folder}", file=sys.stderr, flush=True)
@@ -81,6 +84,8 @@ def main() -> None:
     ap.add_argument("--dataset", default="mnist5k")
     ap.add_argument("--nll-samples", type=int, default=0, help="importance samples for the NLL in metrics.json (0: skip)")
     ap.add_argument("--paper-nets", action="store_true", help="the paper's networks: MLP q(y|x) for M2, no shifts for either model")
+    ap.add_argument("--weighting", choices=["batch", "sum"], default=None,
+                    help="override objective.weighting: sum = the paper's J^alpha/N, batch = the recipes' per-batch means (ours)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default; 1 helps on a busy machine)")
     args = ap.parse_args()
@@ -99,12 +104,13 @@ def main() -> None:
     for n in budgets:
         for fam in fams:
             for s in seeds:
-                results.append(run_one(fam, n, args.dataset, s, args.steps, out, args.nll_samples, args.paper_nets))
+                results.append(run_one(fam, n, args.dataset, s, args.steps, out, args.nll_samples, args.paper_nets, args.weighting))
                 (out / "table1.json").write_text(json.dumps(results, indent=1))
     held = results[0]["examples"] if results else 0
     print(f"\nTable 1 (structure of Kingma et al. 2014): test error %, {args.dataset}, "
           f"{held} held-out digits, seeds {seeds}" + (f", {args.steps} steps" if args.steps else "")
-          + (", the paper's nets (MLP q(y|x) for M2, no shifts)" if args.paper_nets else ""))
+          + (", the paper's nets (MLP q(y|x) for M2, no shifts)" if args.paper_nets else "")
+          + f", weighting {args.weighting or 'as in the recipes (batch: ours)'}")
     head = f"{'N':>6} | " + " | ".join(f"{NAMES[f] + ' (ours)':>22} | {NAMES[f] + ' (paper)':>16}" for f in fams)
     print(head)
     print("-" * len(head))

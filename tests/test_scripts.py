@@ -38,6 +38,12 @@ def test_table1_prints_ours_beside_the_paper(tmp_path):
             for f in ("m2", "m1m2")}
     assert recs["m2"]["model"]["classifier_backbone"] == "mlp"
     assert recs["m2"]["objective"]["shift"] == 0 and recs["m1m2"]["objective"]["shift"] == 0
+    # --weighting sum: the paper's J^alpha / N, in runs of its own, and the table says which weighting it used
+    summed = _run("table1.py", "--models", "m2", "--labels", "100", "--seeds", "0", "--steps", "4", "--weighting", "sum",
+                  "--out", str(tmp_path))
+    assert summed.returncode == 0 and "weighting sum" in summed.stdout and "training" in summed.stderr, summed.stderr
+    rec = json.loads((tmp_path / "m2-100-mnist5k-seed0-steps4-sum" / "config.json").read_text())["recipe"]
+    assert rec["objective"]["weighting"] == "sum"
 
 
 def test_untapped_experiment_prints_both_models(tmp_path):
