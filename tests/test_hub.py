@@ -86,7 +86,7 @@ def test_fetch_downloads_config_then_only_what_the_backend_needs(ckpt, fake_hub,
     assert fake_hub.unhandled == []
 
 
-def test_pinned_revision_and_cached_commit_needs_no_network(ckpt, fake_hub, tmp_path):
+def test_pinned_revision_and_cached_commit_needs_no_network(ckpt, fake_hub, tmp_path, monkeypatch):
     first = fake_hub.add_folder("org/tiny", ckpt)
     v2 = copy_ckpt(ckpt, tmp_path / "v2")
     cfg = json.loads((v2 / "config.json").read_text())
@@ -107,6 +107,13 @@ def test_pinned_revision_and_cached_commit_needs_no_network(ckpt, fake_hub, tmp_
     fake_hub.requests.clear()
     hub.fetch("org/tiny", first, need="weights", quiet=True)  # a cached commit: not a single request
     assert fake_hub.requests == []
+
+    def no_probe(url):
+        raise AssertionError(f"a cached commit probed {url}")
+
+    with monkeypatch.context() as m:                              # nor a connection to test the network
+        m.setattr(hub, "reachable", no_probe)
+        hub.fetch("org/tiny", first, need="weights", quiet=True)
 
     with pytest.raises(VaezooError, match="revision 'nope' not found"):
         hub.fetch("org/tiny", "nope", need="weights")

@@ -245,8 +245,10 @@ def fetch(repo_id: str, revision: str | None = None, *, need: str = "all", offli
     revision = check_revision(revision or DEFAULT_REVISION)
     offline = offline or env_offline()
     # unreachable: use what is cached, as huggingface_hub would after its retries; the messages still say
-    # "cannot reach the Hub" (not "offline mode is on") when something is missing
-    cache_only = offline or not reachable(endpoint() or "https://huggingface.co")
+    # "cannot reach the Hub" (not "offline mode is on") when something is missing. A commit whose config is
+    # cached is served from the cache without a request, so it needs no probe either (the pinned path).
+    cached_commit_config = _COMMIT_RE.fullmatch(revision) and (repo_cache(repo_id) / "snapshots" / revision / CONFIG).is_file()
+    cache_only = offline or (not cached_commit_config and not reachable(endpoint() or "https://huggingface.co"))
     common = dict(repo_id=repo_id, cache_dir=str(cache_dir()), endpoint=endpoint(), local_files_only=cache_only,
                   library_name="vaezoo", library_version=__version__)
     _quiet_bars()
