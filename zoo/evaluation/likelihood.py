@@ -1,6 +1,6 @@
 """Importance-sampled NLL through a pipeline's graphs (numpy, no torch): the estimator of
 vaezoo.models.metrics, -log (1/K) Σ_k p(x|z_k) p(z_k) / q(z_k|x) with z_k ~ q(z|x), p(z) through the flow with
-its log-det (Pipeline.log_prior). The decoder's raw output is read from the backend (Bernoulli logits, or the
+its log-det (regions.log_prior). The decoder's raw output is read from the backend (Bernoulli logits, or the
 mean of a fixed-σ Gaussian); the noise is numpy's, from the seed.
 """
 
@@ -12,6 +12,7 @@ import numpy as np
 
 from vaezoo.errors import UsageError
 from vaezoo.evaluation.metrics import LOG_2PI
+from vaezoo.evaluation.regions import log_prior
 
 ROWS = 20_000   # decoded codes per graph call (memory: ROWS x data size floats)
 
@@ -51,7 +52,7 @@ def importance_nll(pipe, x: np.ndarray, k: int, seed: int) -> np.ndarray:
         log_q = (-0.5 * (e**2 + lv[:, None] + LOG_2PI)).sum(2).reshape(-1)
         (dec,) = pipe.backend.run("decoder", z.astype(np.float32))
         xr = np.repeat(xb, k, axis=0)
-        log_w = (log_px(kind, sigma, xr, dec) + pipe.log_prior(z.astype(np.float32)) - log_q).reshape(b, k)
+        log_w = (log_px(kind, sigma, xr, dec) + log_prior(pipe, z.astype(np.float32)) - log_q).reshape(b, k)
         top = log_w.max(1, keepdims=True)
         out[s : s + b] = -(top[:, 0] + np.log(np.exp(log_w - top).mean(1)))
     return out

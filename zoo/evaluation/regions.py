@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from vaezoo.errors import UsageError
-from vaezoo.evaluation.metrics import mixture_log_density
+from vaezoo.evaluation.metrics import mixture_log_density, std_normal_log_density
 from vaezoo.runtime.pipeline import BATCH
 
 REGIONS = ("lp", "hp")
@@ -47,6 +47,12 @@ def in_batches(fn, z: np.ndarray) -> np.ndarray:
     return np.concatenate([fn(z[s : s + BATCH]) for s in range(0, len(z), BATCH)])
 
 
+def log_prior(pipe, z: np.ndarray) -> np.ndarray:
+    """log p(z) per row, float64: log N(prior_forward(z); 0, I) + its log-det (the flow's density in z)."""
+    eps, logdet = pipe.backend.run("prior_forward", pipe.check_latents(z))
+    return std_normal_log_density(eps) + logdet.astype(np.float64).reshape(-1)
+
+
 def posterior_draws(mu: np.ndarray, logvar: np.ndarray, n: int, rng) -> np.ndarray:
     """n draws from the mixture: a posterior picked uniformly, then z ~ N(mu, exp(logvar))."""
     pick = rng.integers(len(mu), size=n)
@@ -68,7 +74,7 @@ def region_latents(pipe, region: str, n: int, seed: int, pool: int, mu: np.ndarr
         what = "log q(z), the aggregate posterior of the training digits"
     else:
         z = posterior_draws(mu, logvar, total, np.random.default_rng(seed))
-        score = in_batches(pipe.log_prior, z)
+        score = in_batches(lambda b: log_prior(pipe, b), z)
         what = "log p(z), the prior's density"
     keep = np.argsort(score, kind="stable")[:n]
     return z[keep].astype(np.float32), {"kept": n, "drawn": total, "ranked_by": what,

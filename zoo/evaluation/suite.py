@@ -27,7 +27,7 @@ import numpy as np
 
 from vaezoo.errors import UsageError
 from vaezoo.evaluation import metrics as M
-from vaezoo.evaluation.regions import check_unconditional, dataset_images, encode_all, in_batches, region_latents
+from vaezoo.evaluation.regions import check_unconditional, dataset_images, encode_all, in_batches, log_prior, region_latents
 
 METRICS = ("fid", "fid-lp", "skl", "leakage", "nll", "error")
 LEVELS = (0.01, 0.05, 0.1, 0.25, 0.5)   # prior-mass levels of the leakage curve
@@ -63,8 +63,7 @@ def check_applies(pipe, names: list[str], proto: Protocol | None = None) -> None
 
         check_nll(pipe)
     if "error" in names:
-        has = getattr(pipe.backend, "has", None)
-        if not pipe.labels or (has is not None and not has("classifier")):
+        if not pipe.has_classifier():
             raise UsageError(f"error needs a model with a classifier; {pipe.id} has none")
 
 
@@ -120,8 +119,8 @@ def run(pipe, names: list[str], proto: Protocol, *, offline: bool = False, error
                           "protocol": {**where, "k": proto.k, "space": "generation (eps = prior_forward(z))",
                                        "estimator": "k-NN KL (Pérez-Cruz 2008), KL(p||q) + KL(q||p)"}}
         if "leakage" in names:
-            lp_prior = in_batches(pipe.log_prior, in_batches(pipe.from_generation, eps_prior))
-            lp_post = in_batches(pipe.log_prior, z_post)
+            lp_prior = in_batches(lambda b: log_prior(pipe, b), in_batches(pipe.from_generation, eps_prior))
+            lp_post = in_batches(lambda b: log_prior(pipe, b), z_post)
             curve = M.leakage_curve(lp_prior, lp_post, LEVELS)
             out["leakage"] = {"value": curve,
                               "protocol": {**where, "definition": "leakage(level) = share of aggregate-posterior draws with "

@@ -146,8 +146,7 @@ class Pipeline:
 
     def classify_logits(self, x: np.ndarray) -> np.ndarray:
         """Classifier logits (N x K); x is N x C x H x W in [0, 1]."""
-        has = getattr(self.backend, "has", None)
-        if not self.labels or (has is not None and not has("classifier")):
+        if not self.has_classifier():
             raise UsageError(f"{self.id} has no classifier ({models_with('classifier')} have one)")
         (logits,) = self.backend.run("classifier", self.check_inputs(x))
         return logits
@@ -156,9 +155,13 @@ class Pipeline:
         """Class probabilities q(y|x), N x K."""
         return softmax(self.classify_logits(x))
 
-    def has_classifier(self) -> bool:
+    def has_part(self, part: str) -> bool:
+        """Whether the backend has ``part`` (a backend that cannot say is taken to have it)."""
         has = getattr(self.backend, "has", None)
-        return bool(self.labels) and (has is None or has("classifier"))
+        return has is None or has(part)
+
+    def has_classifier(self) -> bool:
+        return bool(self.labels) and self.has_part("classifier")
 
     def analogies(self, rows: int = 10, seed: int = 0, temperature: float = 1.0, x: np.ndarray | None = None,
                   labels: list | None = None) -> np.ndarray:
@@ -248,18 +251,11 @@ class Pipeline:
         """T for a model that draws in T steps (its latent is T x latent_dim), else 0."""
         return self.latent_shape[0] if len(self.latent_shape) == 2 else 0
 
-    def log_prior(self, z: np.ndarray) -> np.ndarray:
-        """log p(z) per row, float64: log N(prior_forward(z); 0, I) + its log-det (the flow's density in z)."""
-        eps, logdet = self.backend.run("prior_forward", self.check_latents(z))
-        e = eps.astype(np.float64)
-        return -0.5 * ((e * e).sum(1) + e.shape[1] * math.log(2 * math.pi)) + logdet.astype(np.float64).reshape(-1)
-
     def sample_batches(self, n: int, seed: int = 0, temperature: float = 1.0, label=None,
                        batch: int = BATCH, steps: bool = False) -> Iterator[np.ndarray]:
         """:meth:`sample` in pieces of at most ``batch`` rows (memory flat in n); arguments checked at once.
         ``steps``: the canvas after each step instead, T images per sample."""
-        has = getattr(self.backend, "has", None)
-        if steps and not (self.canvas_steps and (has is None or has("canvases"))):
+        if steps and not (self.canvas_steps and self.has_part("canvases")):
             raise UsageError(f"{self.id} does not draw in steps; --canvas-steps needs a model with a latent per step "
                              "and a canvases part")
         part = "canvases" if steps else "decoder"
