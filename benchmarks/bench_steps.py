@@ -106,18 +106,17 @@ def main() -> None:
     load = round(os.getloadavg()[0], 2)   # other work on the machine inflates the figures: recorded beside them
     print(f"load average (1 min) at start: {load}")
     print(f"seconds per training step, median of {args.steps} after {args.warmup} warm-up, {where}, torch {torch.__version__}")
+    from vaezoo.recipes import resolve
+
     rows = {}
     for mid in args.ids:
         s = seconds_per_step(mid, args.steps, args.warmup, args.device)
-        from vaezoo.recipes import resolve
-
         total = int(resolve(mid)["train"]["steps"])
         rows[mid] = round(s, 5)
         print(f"  {mid:24s} {s:8.4f} s/step  x {total} steps = {s * total / 3600:7.2f} h", flush=True)
     if args.write:
         record = json.loads(TIMES.read_text()) if TIMES.is_file() else {}
-        entry = record.setdefault(kind, {"machine": where, "torch": torch.__version__, "command": " ".join(["python", *sys.argv]),
-                                         "seconds_per_step": {}})
+        entry = record.setdefault(kind, {"seconds_per_step": {}})
         entry.update(machine=where, torch=torch.__version__, load_average=load, command=" ".join(["python", "benchmarks/bench_steps.py", *sys.argv[1:]]))
         entry["seconds_per_step"].update(rows)
         TIMES.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
