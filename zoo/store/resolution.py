@@ -148,13 +148,14 @@ def _training_time(model_id: str, steps: int) -> str:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         return ""
-    out = []
+    out, measured = [], set()
     for kind in ("cpu", "gpu"):
         entry = record.get(kind, {})
         sec = entry.get("seconds_per_step", {}).get(model_id)
         if sec:
+            measured.add(kind)
             out.append(f"about {_hours(sec * steps)} on {entry['machine']} ({sec:.3g} s/step measured by benchmarks/bench_steps.py)")
-    if "gpu" not in record or model_id not in record["gpu"].get("seconds_per_step", {}):
+    if "gpu" not in measured:
         out.append("GPU time not measured yet")
     return (", " + "; ".join(out)) if out else ""
 
