@@ -94,6 +94,7 @@ import json  # noqa: E402  (the CLI half of the file)
 from pathlib import Path  # noqa: E402
 
 from tests.conftest import run_cli, train_tiny  # noqa: E402
+from tests.fake_hub import fake_hub, tiny_ckpt  # noqa: E402,F401 (fixtures)
 
 
 def _export(folder: Path) -> Path:
@@ -216,6 +217,17 @@ def test_a_bundled_starter_is_evaluated_but_not_written_to():
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["recorded"] is None
     assert (bundled_dir("vae-mnist5k") / "metrics.json").read_bytes() == before
+
+
+def test_a_hub_cached_checkpoint_is_evaluated_but_not_written_to(fake_hub, tiny_ckpt):
+    fake_hub.add_folder("org/evald", tiny_ckpt)
+    r = run_cli("pull", "hf-hub:org/evald", "--json")
+    assert r.returncode == 0, r.stderr
+    snapshot = Path(json.loads(r.stdout)["path"])
+    before = (snapshot / "metrics.json").read_bytes()
+    r = run_cli("evaluate", "hf-hub:org/evald", "--metrics", "skl", "--samples", "200", "--backend", "torch", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["recorded"] is None and (snapshot / "metrics.json").read_bytes() == before
 
 
 def test_the_classifier_error_rate_is_a_metric_too():

@@ -261,10 +261,11 @@ def evaluate(
 def _record(pipe, results: dict) -> Optional[str]:
     """Record into the checkpoint's metrics.json when it is the user's own (the local store or a folder)."""
     from vaezoo.evaluation.suite import record
+    from vaezoo.store.hub import cache_dir
     from vaezoo.store.resolution import bundled_dir
 
     folder = Path(pipe.folder).resolve()
-    if folder == bundled_dir(pipe.id).resolve() or any(part.startswith("models--") for part in folder.parts):  # the Hub cache
+    if folder == bundled_dir(pipe.id).resolve() or folder.is_relative_to(cache_dir().resolve()):   # read-only copies
         return None
     record(folder, results, pipe.backend.name)
     return str(folder / "metrics.json")
