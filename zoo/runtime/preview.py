@@ -26,6 +26,6 @@ def write_preview(folder: Path, backend: str = "auto") -> Path | None:
         return None
     save_output(pipe.sample(COUNT, seed=SEED), folder / PREVIEW, force=True)
     config = read_json(folder / CONFIG)
-    config[MANIFEST_KEY] = compute_manifest(folder)
+    config[MANIFEST_KEY] = dict(sorted({**config[MANIFEST_KEY], **compute_manifest(folder, [PREVIEW])}.items()))   # only the grid is new
     write_json(folder / CONFIG, config)
     return folder / PREVIEW
