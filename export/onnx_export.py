@@ -317,14 +317,14 @@ def export_checkpoint(folder, out_dir=None, opset: int = DEFAULT_OPSET, fp16: bo
     report["manifest_updated"] = out_dir.resolve() == default_out.resolve()
     if report["manifest_updated"]:
         # into the checkpoint itself: graphs and manifest are replaced as one step (store.graph_swap)
-        from vaezoo.store.checkpoint import MANIFEST_KEY, manifest_with_graphs
+        from vaezoo.store.checkpoint import MANIFEST_KEY, config_text, manifest_with_graphs
         from vaezoo.store.graph_swap import swap_graphs
 
-        def config_text(graphs: Path) -> str:
-            return json.dumps({**read_config(folder), MANIFEST_KEY: manifest_with_graphs(folder, graphs)}, indent=2) + "\n"
+        def sealed_config(graphs: Path) -> str:
+            return config_text({**read_config(folder), MANIFEST_KEY: manifest_with_graphs(folder, graphs)})
 
         swap_graphs(folder, {p.relative_to(out_dir).as_posix(): data for p, data in files.items()},
-                    [p.relative_to(out_dir).as_posix() for p in old], config_text)
+                    [p.relative_to(out_dir).as_posix() for p in old], sealed_config)
     else:
         # another folder (-o): remove what a previous export of these parts left, then every file atomically
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -606,3 +606,32 @@ def test_edited_checkpoint_files_and_a_missing_data_dir_are_one_line(tmp_path):
             assert "Traceback" not in r.stderr and not (tmp_path / "s.npy").exists()
     r = run_cli("train", "vae-mnist", "--data-dir", str(tmp_path / "nowhere"), "--steps", "1")
     assert r.returncode == 2 and "is not a folder" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_edited_or_unsealed_config_is_refused_by_both_backends(tmp_path):
+    """config.json vouches for its own settings (config_sha256): a changed likelihood or label list, or a
+    removed digest, is one line and nothing is written; write_manifest re-seals a folder the user trusts."""
+    import shutil
+
+    from vaezoo.store.checkpoint import DIGEST_KEY, write_manifest
+    from vaezoo.store.resolution import bundled_dir
+
+    folder, out = tmp_path / "ck", tmp_path / "s.npy"
+    shutil.copytree(bundled_dir("vae-mnist5k"), folder)
+    sealed = json.loads((folder / "config.json").read_text())
+    edits = {"likelihood": lambda c: c["output"].update(likelihood="gaussian"),
+             "labels": lambda c: c.update(labels=list(reversed(c["labels"]))),
+             "unsealed": lambda c: c.pop(DIGEST_KEY)}
+    for name, edit in edits.items():
+        cfg = json.loads(json.dumps(sealed))
+        edit(cfg)
+        (folder / "config.json").write_text(json.dumps(cfg))
+        for backend in ("torch", "onnx"):
+            r = run_cli("sample", str(folder), "-n", "2", "--backend", backend, "-o", str(out))
+            expected = "has no 'config_sha256'" if name == "unsealed" else "does not match its own 'config_sha256'"
+            assert r.returncode == 1 and expected in r.stderr, (name, backend, r.stderr)
+            assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()
+    write_manifest(folder)   # the last edit (digest removed, settings as they were): trusted and sealed again
+    r = run_cli("sample", str(folder), "-n", "2", "--seed", "0", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert json.loads((folder / "config.json").read_text())[DIGEST_KEY] == sealed[DIGEST_KEY]

@@ -17,7 +17,7 @@ import pytest
 from conftest import run_cli
 from fake_hub import TINY_MODEL, fake_hub, tiny_ckpt, tiny_onnx_ckpt, validate_card_metadata  # noqa: F401 (fixtures)
 from vaezoo.store import hub
-from vaezoo.store.checkpoint import write_manifest
+from vaezoo.store.checkpoint import write_config, write_manifest
 from vaezoo.errors import UsageError, VaezooError
 
 MODEL = TINY_MODEL
@@ -91,7 +91,7 @@ def test_pinned_revision_and_cached_commit_needs_no_network(ckpt, fake_hub, tmp_
     v2 = copy_ckpt(ckpt, tmp_path / "v2")
     cfg = json.loads((v2 / "config.json").read_text())
     cfg["recipe"]["description"] = "second version"
-    (v2 / "config.json").write_text(json.dumps(cfg))
+    write_config(v2, cfg)   # a new version, sealed as vaezoo writes it
     second = fake_hub.add_folder("org/tiny", v2)
     fake_hub.repos["org/tiny"].tags["v1"] = first
 

@@ -94,12 +94,10 @@ def test_reload_refuses_mismatched_weights(tmp_path):
     recipe, model, _ = _build("vae")
     save_checkpoint(tmp_path, model, make_config(recipe))
     other = tiny_recipe("vae-mnist5k", model={"latent": 6})
-    from vaezoo.io.files import write_json
+    from vaezoo.store.checkpoint import read_config, write_config
 
-    from vaezoo.store.checkpoint import read_config
-
-    manifest = read_config(tmp_path)["files"]  # the weights stay verified: what fails is the shape
-    write_json(tmp_path / "config.json", {**make_config(other), "files": manifest})
+    manifest = read_config(tmp_path)["files"]  # the weights and config stay verified: what fails is the shape
+    write_config(tmp_path, {**make_config(other), "files": manifest})
     from vaezoo.errors import VaezooError
 
     with pytest.raises(VaezooError, match="does not match config.json"):

@@ -149,7 +149,7 @@ def run(pipe, names: list[str], proto: Protocol, *, offline: bool = False, error
 def record(folder: Path, results: dict, backend: str) -> None:
     """Merge ``results`` into folder/metrics.json["evaluation"] and refresh its manifest entry."""
     from vaezoo.io.files import read_json, write_json
-    from vaezoo.store.checkpoint import CONFIG, MANIFEST_KEY, METRICS as METRICS_FILE, file_digest, read_config
+    from vaezoo.store.checkpoint import CONFIG, MANIFEST_KEY, METRICS as METRICS_FILE, file_digest, read_config, write_config
     from vaezoo.store.graph_swap import _lock   # the lock export's graph swap takes: config.json is rewritten by both
     from vaezoo.version import __version__
 
@@ -168,4 +168,4 @@ def record(folder: Path, results: dict, backend: str) -> None:
         if isinstance(config.get(MANIFEST_KEY), dict):
             size, digest = file_digest(path)
             config[MANIFEST_KEY][METRICS_FILE] = {"size": size, "sha256": digest}
-            write_json(folder / CONFIG, config)
+            write_config(folder, config)

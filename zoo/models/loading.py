@@ -19,7 +19,7 @@ from vaezoo.errors import UsageError, VaezooError
 from vaezoo.io.files import atomic_path, write_json
 from vaezoo.models.registry import MODEL_KINDS
 from vaezoo.store.checkpoint import (CONFIG, MANIFEST_KEY, METRICS, WEIGHTS, compute_manifest, make_config, read_config,
-                                     verify_files)
+                                     verify_files, write_config)
 from vaezoo.version import __version__
 
 
@@ -34,8 +34,7 @@ def save_checkpoint(folder: Path, model, config: dict, metrics: dict | None = No
         save_file(state, str(tmp), metadata={"format": "pt", "vaezoo_version": __version__})
     if metrics is not None:
         write_json(folder / METRICS, metrics)
-    config = {**config, MANIFEST_KEY: compute_manifest(folder)}
-    write_json(folder / CONFIG, config)
+    write_config(folder, {**config, MANIFEST_KEY: compute_manifest(folder)})
 
 
 def load_model(folder: Path, device: str = "cpu"):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vaezoo.io.files import read_json, write_json
+from vaezoo.io.files import read_json
 from vaezoo.io.images import save_output
-from vaezoo.store.checkpoint import CONFIG, MANIFEST_KEY, compute_manifest
+from vaezoo.store.checkpoint import CONFIG, MANIFEST_KEY, compute_manifest, write_config
 
 PREVIEW = "samples.png"
 COUNT, SEED = 64, 0   # what the card says the grid is: `vaezoo sample ID -n 64 --seed 0`
@@ -27,5 +27,5 @@ def write_preview(folder: Path, backend: str = "auto") -> Path | None:
     save_output(pipe.sample(COUNT, seed=SEED), folder / PREVIEW, force=True)
     config = read_json(folder / CONFIG)
     config[MANIFEST_KEY] = dict(sorted({**config[MANIFEST_KEY], **compute_manifest(folder, [PREVIEW])}.items()))   # only the grid is new
-    write_json(folder / CONFIG, config)
+    write_config(folder, config)
     return folder / PREVIEW

@@ -8,13 +8,15 @@
 
 Trust: config.json lists every other file of the checkpoint (except the editable README.md) with its
 size and SHA-256 under "files"; loading verifies the files it reads against that manifest, so a tampered
-or truncated file is refused. Only the names accepted by :func:`is_allowed_name` are ever listed, read
+or truncated file is refused. config.json vouches for itself too: "config_sha256" is the SHA-256 of its
+other settings (:func:`config_digest`), so an edited recipe, label list or input shape is refused as well. Only the names accepted by :func:`is_allowed_name` are ever listed, read
 or downloaded: plain JSON, Markdown, safetensors and ONNX files, never pickles or code.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from vaezoo.version import __version__
 from vaezoo.errors import VaezooError
 from vaezoo.families import lookup
 from vaezoo.recipes import complete_v1
-from vaezoo.io.files import read_json, write_json
+from vaezoo.io.files import read_json, write_bytes
 
 FORMAT = "vaezoo-checkpoint/2"   # 2: every setting is in the recipe (format 1 left some to the code)
 FORMAT_V1 = "vaezoo-checkpoint/1"
@@ -32,6 +34,7 @@ METRICS = "metrics.json"
 CARD = "README.md"
 ONNX_DIR = "onnx"   # the exported graphs: onnx/<part>.onnx
 MANIFEST_KEY = "files"
+DIGEST_KEY = "config_sha256"   # SHA-256 of config.json's settings: everything but the manifest and itself
 TRAIN_STATE = "train_state.safetensors"  # resumable training state: never published
 
 # The only file names a checkpoint may hold (posix paths relative to the folder). Names start with a
@@ -119,6 +122,23 @@ def manifest_with_graphs(folder: Path, graphs: Path) -> dict:
     return dict(sorted(out.items()))
 
 
+def config_digest(config: dict) -> str:
+    """SHA-256 of a config's settings in canonical JSON. The manifest is left out (its entries are checked
+    against the files themselves), so adding a file's entry does not change the digest."""
+    settings = {k: v for k, v in config.items() if k not in (MANIFEST_KEY, DIGEST_KEY)}
+    canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def config_text(config: dict) -> str:
+    """config.json's text for ``config``, sealed with its digest: the one way config.json is written."""
+    return json.dumps({**config, DIGEST_KEY: config_digest(config)}, indent=2) + "\n"
+
+
+def write_config(folder: Path, config: dict) -> None:
+    write_bytes(Path(folder) / CONFIG, config_text(config).encode("utf-8"))
+
+
 def write_manifest(folder: Path) -> dict:
     """Recompute the manifest of ``folder`` from the files now in it and store it in config.json.
 
@@ -126,10 +146,11 @@ def write_manifest(folder: Path) -> dict:
     Returns the manifest.
     """
     folder = Path(folder)
-    config = read_config(folder)
+    read_config(folder, verify=False)   # a vaezoo config; the folder is trusted as it is: this seals it
+    config = read_json(folder / CONFIG)  # as stored (read_config completes a format-1 recipe)
     manifest = compute_manifest(folder)
     config[MANIFEST_KEY] = manifest
-    write_json(folder / CONFIG, config)
+    write_config(folder, config)
     return manifest
 
 
@@ -151,6 +172,9 @@ def manifest_of(config: dict, where: str = "config.json") -> dict | None:
 
 
 def _required_manifest(folder: Path, config: dict) -> dict:
+    if DIGEST_KEY not in config:   # read_config checked the digest where there is one; none must not turn it off
+        raise VaezooError(f"{Path(folder) / CONFIG} has no '{DIGEST_KEY}', so its own settings cannot be verified; refusing to "
+                          "load it (if you trust the folder as it is, vaezoo.store.checkpoint.write_manifest(folder) seals it)")
     manifest = manifest_of(config, str(Path(folder) / CONFIG))
     if manifest is None:
         raise VaezooError(f"{Path(folder) / CONFIG} has no '{MANIFEST_KEY}' manifest with the files' SHA-256, so none of its "
@@ -240,7 +264,8 @@ def make_config(recipe: dict) -> dict:
     }
 
 
-def read_config(folder: Path) -> dict:
+def read_config(folder: Path, verify: bool = True) -> dict:
+    """config.json, checked against its own digest (``verify``) and completed to format 2's recipe."""
     path = Path(folder) / CONFIG
     if not path.is_file():
         raise VaezooError(f"{folder} is not a vaezoo checkpoint folder (no {CONFIG})")
@@ -256,6 +281,9 @@ def read_config(folder: Path) -> dict:
     latent = cfg.get("latent_dim")
     if not (isinstance(latent, int) and not isinstance(latent, bool) and latent >= 1):
         raise VaezooError(f"{path}: latent_dim must be a positive integer, not {latent!r}")
+    if verify and DIGEST_KEY in cfg and cfg[DIGEST_KEY] != config_digest(cfg):
+        raise VaezooError(f"{path} does not match its own '{DIGEST_KEY}': its settings were edited or corrupted; "
+                          "refusing to load it")
     if cfg.get("format") == FORMAT_V1:
         cfg["recipe"] = complete_v1(cfg["recipe"])
     return cfg

@@ -25,7 +25,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from vaezoo.store.checkpoint import (CARD, CONFIG, METRICS, WEIGHTS, compute_manifest, fp32_graph_names, manifest_of, payload_names,
+from vaezoo.store.checkpoint import (CARD, CONFIG, METRICS, WEIGHTS, compute_manifest, config_text, fp32_graph_names, manifest_of, payload_names,
                                read_config, safe_path, verify_files)
 from vaezoo.errors import UsageError, VaezooError
 
@@ -370,7 +370,7 @@ def push(folder: Path, repo_id: str, *, private: bool = False, branch: str | Non
             if remote is not None and remote != card_text and not cards.is_generated(remote) and not overwrite_card:
                 raise VaezooError(f"the README.md of {repo_id}@{revision} was edited by hand; pass --overwrite-card "
                                   "to replace it with this card, or --keep-card to leave it as it is")
-        ops = [CommitOperationAdd(CONFIG, (json.dumps(config_out, indent=2) + "\n").encode())]
+        ops = [CommitOperationAdd(CONFIG, config_text(config_out).encode())]
         ops += [CommitOperationAdd(name, str(safe_path(folder, name))) for name in sorted(manifest)]
         if card_text is not None:
             ops.append(CommitOperationAdd(CARD, card_text.encode("utf-8")))
