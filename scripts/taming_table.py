@@ -11,7 +11,9 @@ trained by the trainer (as `vaezoo train` runs them), one run per seed. Measured
   The estimator is biased for finite M; runs compare with each other at the same M.
 * **squared error** = ||x - x_hat||^2 per example, summed over pixels, x_hat the mean of p(x|z) at a draw
   z ~ q(z|x) (GECO's constraint without kappa);
-* **-log p(x|z)** = the reconstruction term of the ELBO in nats (metrics.json's ``recon``).
+* **-log p(x|z)** = the reconstruction term of the ELBO in nats (metrics.json's ``recon``);
+* **train err/k^2** (GECO rows) = the last training batch's squared error over kappa^2: GECO's constraint is
+  met at <= 1, and the issue's target is within 5 % of 1.
 
 The slides' numbers are printed beside ours; the slides do not say how they estimated the marginal KL or
 in which units their reconstruction loss is, so only orderings compare.
@@ -20,7 +22,8 @@ in which units their reconstruction loss is, so only orderings compare.
     python scripts/taming_table.py --seeds 0 --steps 1000 # quicker
 
 Runs are kept in --out (default ``$VAEZOO_HOME/taming``); finished runs are reused. Results also go to
-``<out>/taming.json``.
+``<out>/taming.json``; each run folder gets ``reconstructions.png`` (16 held-out digits over their
+reconstructions) beside the ``samples.png`` grid training writes.
 """
 
 from __future__ import annotations
@@ -77,6 +80,42 @@ def evaluate(folder: Path, dataset: str, examples: int, draws: int, data_dir: st
     return {"marginal_kl": mkl, "squared_error": sq, "examples": int(x.shape[0])}
 
 
+def write_grids(folder: Path, dataset: str, data_dir: str | None) -> dict:
+    """reconstructions.png (16 held-out inputs spread over the split, their reconstructions below: the decoder's mean at the
+    posterior mean) beside the samples.png (64 prior samples, seed 0) that training wrote."""
+    import numpy as np
+
+    from vaezoo.data import load_dataset
+    from vaezoo.io.images import save_output
+    from vaezoo.runtime.pipeline import load_pipeline
+
+    pipe = load_pipeline(str(folder), backend="torch")
+    x = load_dataset(dataset, "val", data_dir=data_dir).x
+    x = x[np.linspace(0, len(x) - 1, 16).astype(int)]   # spread over the split (mnist5k's is sorted by class)
+    x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+    recon = save_output(np.concatenate([x, pipe.reconstruct(x)]), folder / "reconstructions.png", force=True, nrow=16)
+    return {"reconstructions": str(recon), "samples": str(folder / "samples.png")}
+
+
+def write_montage(results: list[dict], fams: list[str], seed: int, path: Path) -> Path:
+    """One PNG comparing the models of one seed: per model, its reconstructions.png (inputs over
+    reconstructions) and the first row of its samples.png, in ``fams`` order."""
+    import numpy as np
+    from PIL import Image
+
+    def gray(p):
+        return np.asarray(Image.open(p).convert("L"))
+
+    rows = []
+    for fam in fams:
+        (r,) = [r for r in results if r["family"] == fam and r["seed"] == seed]
+        recon, samples = gray(r["grids"]["reconstructions"]), gray(r["grids"]["samples"])
+        first = samples[:recon.shape[0] // 2 + 1]                                   # one row of 8 samples
+        rows += [recon, np.pad(first, ((0, 0), (0, recon.shape[1] - first.shape[1])), constant_values=255)]
+    Image.fromarray(np.concatenate(rows)).save(path)
+    return path
+
+
 def run_one(family: str, dataset: str, seed: int, steps: int | None, out: Path, args) -> dict:
     import torch
 
@@ -95,9 +134,13 @@ def run_one(family: str, dataset: str, seed: int, steps: int | None, out: Path, 
         print(f"  done in {time.time() - t:.0f}s", file=sys.stderr, flush=True)
     m = json.loads(done.read_text())
     res = {"id": model_id, "family": family, "seed": seed, "steps": m["train"]["steps"], "recon_nats": m["validation"]["recon"],
-           "kl": m["validation"]["kl"], **evaluate(folder, dataset, args.examples, args.draws, args.data_dir)}
+           "kl": m["validation"]["kl"], **evaluate(folder, dataset, args.examples, args.draws, args.data_dir),
+           "grids": write_grids(folder, dataset, args.data_dir)}
     if "lambda" in m["train"]["final_stats"]:
         res["lambda"] = m["train"]["final_stats"]["lambda"]
+        # GECO's target: the last training batch's squared error against the tolerance kappa^2
+        kappa = json.loads((folder / "config.json").read_text())["recipe"]["objective"]["kappa"]
+        res["train_mse_over_kappa2"] = m["train"]["final_stats"]["mse"] / kappa ** 2
     return res
 
 
@@ -137,23 +180,26 @@ def main() -> None:
         for s in seeds:
             results.append(run_one(fam, args.dataset, s, args.steps, out, args))
             (out / "taming.json").write_text(json.dumps(results, indent=1))
+    montage = write_montage(results, fams, seeds[0], out / "grids.png")
     held = results[0]["examples"] if results else 0
     print(f"\nTaming VAEs comparison, {args.dataset}: {held} held-out examples, seeds {seeds}"
           + (f", {args.steps} steps" if args.steps else ""))
     head = (f"{'model':<16} | {'marginal KL':>16} | {'squared error':>16} | {'-log p(x|z)':>16} | {'lambda':>14} | "
-            f"{'slides: mKL':>11} | {'slides: recon':>13}")
+            f"{'train err/k^2':>14} | {'slides: mKL':>11} | {'slides: recon':>13}")
     print(head)
     print("-" * len(head))
     seed_rows = SEED_TABLE.get(args.dataset, {})
     for fam in fams:
         rows = [r for r in results if r["family"] == fam]
         lam = [r["lambda"] for r in rows if "lambda" in r]
+        ratio = [r["train_mse_over_kappa2"] for r in rows if "train_mse_over_kappa2" in r]
         ref = seed_rows.get(fam)
         print(f"{NAMES.get(fam, fam):<16} | {fmt([r['marginal_kl'] for r in rows]):>16} | {fmt([r['squared_error'] for r in rows]):>16} | "
-              f"{fmt([r['recon_nats'] for r in rows]):>16} | {fmt(lam):>14} | {(f'{ref[0]:.2f}' if ref else '-'):>11} | "
+              f"{fmt([r['recon_nats'] for r in rows]):>16} | {fmt(lam):>14} | {fmt(ratio):>14} | {(f'{ref[0]:.2f}' if ref else '-'):>11} | "
               f"{(f'{ref[1]:.2f}' if ref else '-'):>13}")
     print(f"\n(the slides: full MNIST / CIFAR-10, estimators and units not stated; here: {args.dataset}. "
-          f"Runs and taming.json in {out})")
+          f"Runs and taming.json in {out}; each run folder holds reconstructions.png and samples.png; {montage.name}: seed {seeds[0]}'s, "
+          f"per model its inputs, reconstructions and 8 samples, in the table's order)")
 
 
 if __name__ == "__main__":

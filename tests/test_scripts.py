@@ -86,6 +86,12 @@ def test_taming_table_prints_ours_beside_the_slides(tmp_path):
     res = json.loads((tmp_path / "taming.json").read_text())
     assert {(x["id"], x["seed"]) for x in res} == {(f"{f}-mnist5k", s) for f in ("vae", "beta-half", "geco", "geco-iwae") for s in (0, 1)}
     assert all(x["examples"] == 64 and x["squared_error"] > 0 and x["steps"] == 3 for x in res)
+    from PIL import Image
+
+    for x in res:   # 16 inputs over their reconstructions (28 px + 2 px padding a cell), and training's samples
+        assert Image.open(x["grids"]["reconstructions"]).size == (2 + 16 * 30, 2 + 2 * 30)
+        assert Image.open(x["grids"]["samples"]).size == (2 + 8 * 30, 2 + 8 * 30)
+    assert Image.open(tmp_path / "grids.png").size == (2 + 16 * 30, 4 * (2 * (2 + 2 * 30) - 30))   # per model: 2 + 1 rows
     again = _run("taming_table.py", "--models", "geco", "--seeds", "0", "--steps", "3", "--examples", "64", "--out", str(tmp_path))
     assert again.returncode == 0 and "training" not in again.stderr   # finished runs are reused
 
