@@ -184,3 +184,35 @@ def test_cdraw_samples_the_requested_class(tmp_path):
     (logits,) = pipe.backend.run("decoder", eps, pipe.onehot([3] * 4))
     assert np.abs(sigmoid(logits) - np.load(out)).max() <= 1e-4
     assert np.abs(pipe.sample(4, seed=5, label="7") - np.load(out)).max() > 1e-4   # another class, another image
+    # encode / reconstruct: cdraw has no classifier, so the class comes from --label (one line without it)
+    x = np.random.default_rng(0).random((3, 1, 28, 28)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    r = run_cli("encode", str(folder), str(tmp_path / "x.npy"), "-o", str(tmp_path / "mu.npy"))
+    assert r.returncode == 2 and "pass --label" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "mu.npy").exists()
+    r = run_cli("encode", str(folder), str(tmp_path / "x.npy"), "--label", "12", "-o", str(tmp_path / "mu.npy"))
+    assert r.returncode == 2 and "--label '12' is not a class" in r.stderr
+    r = run_cli("encode", str(folder), str(tmp_path / "x.npy"), "--label", "4", "--backend", "onnx", "-o", str(tmp_path / "mu.npy"))
+    assert r.returncode == 0, r.stderr
+    (mu, _) = pipe.backend.run("encoder", x, pipe.onehot([4] * 3))
+    assert np.abs(np.load(tmp_path / "mu.npy") - mu).max() <= 1e-4
+    r = run_cli("reconstruct", str(folder), str(tmp_path / "x.npy"), "--label", "4", "-o", str(tmp_path / "r.npy"))
+    assert r.returncode == 0, r.stderr
+    assert np.abs(np.load(tmp_path / "r.npy") - sigmoid(pipe.backend.run("decoder", mu, pipe.onehot([4] * 3))[0])).max() <= 1e-4
+
+
+def test_encode_csv_has_a_column_per_step_and_latent(draw_ckpt, tmp_path):
+    """DRAW's code is T x latent: the CSV gives each input one row, its columns z<t>_<i> in the .npy's order."""
+    x = np.random.default_rng(1).random((2, 1, 28, 28)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    for out in ("mu.npy", "mu.csv"):
+        r = run_cli("encode", str(draw_ckpt), str(tmp_path / "x.npy"), "-o", str(tmp_path / out))
+        assert r.returncode == 0, r.stderr
+    assert f"{T} x {LATENT} dims" in r.stdout + r.stderr
+    rows = (tmp_path / "mu.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    assert header[:3] == ["source", "z0_0", "z0_1"] and header[-1] == f"z{T - 1}_{LATENT - 1}" and len(rows) == 3
+    values = np.array([[float(v) for v in row.split(",")[1:]] for row in rows[1:]])
+    assert np.abs(values - np.load(tmp_path / "mu.npy").reshape(2, -1)).max() <= 1e-5
+    r = run_cli("encode", str(draw_ckpt), str(tmp_path / "x.npy"), "--label", "3", "-o", str(tmp_path / "l.npy"))
+    assert r.returncode == 2 and "--label is for conditional models" in r.stderr and not (tmp_path / "l.npy").exists()

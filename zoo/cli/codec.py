@@ -9,7 +9,7 @@ import numpy as np
 import typer
 
 from vaezoo.cli.app import app
-from vaezoo.cli.options import (Backend, BackendOpt, DeviceOpt, ForceOpt, InputsArg, JsonOpt, ModelArg, NrowOpt, OfflineOpt,
+from vaezoo.cli.options import (Backend, BackendOpt, ClassOpt, DeviceOpt, ForceOpt, InputsArg, JsonOpt, ModelArg, NrowOpt, OfflineOpt,
                                 OutputOpt, Space, SpaceOpt, emit, require_output)
 
 
@@ -19,6 +19,7 @@ def encode(
     inputs: InputsArg,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="latents.npy (means, N x D) or .csv (source + means); default: CSV on stdout.")] = None,
     space: SpaceOpt = Space.representation,
+    label: ClassOpt = None,
     backend: BackendOpt = Backend.auto,
     device: DeviceOpt = "cpu",
     force: ForceOpt = False,
@@ -37,7 +38,7 @@ def encode(
         check_writable(output, force)   # before any work: an existing output is refused at once
     pipe = load_pipeline(model, backend.value, device, offline=offline)
     x, names = load_inputs(inputs, pipe.shape)
-    mu, _ = pipe.encode(x, space.value)
+    mu, _ = pipe.encode(x, space.value, label=label)
     if output is None or output.suffix.lower() == ".csv":
         import csv
         import io
@@ -49,8 +50,10 @@ def encode(
         # a lone "\r" too, and each row then ends with "\n" as before
         buf, lines = io.StringIO(), []
         w = csv.writer(buf, lineterminator="\r\n")
-        for fields in [["source", *(f"z{i}" for i in range(mu.shape[1]))],
-                       *([safe_text(name), *(f"{v:.6g}" for v in row)] for name, row in zip(names, mu.tolist()))]:
+        # a code of several axes (DRAW: steps x latent) is one row per input, its columns z<t>_<i>
+        columns = ["z" + "_".join(map(str, i)) for i in np.ndindex(*mu.shape[1:])] if mu.ndim > 2 else [f"z{i}" for i in range(mu.shape[1])]
+        for fields in [["source", *columns],
+                       *([safe_text(name), *(f"{v:.6g}" for v in row)] for name, row in zip(names, mu.reshape(len(mu), -1).tolist()))]:
             buf.seek(0)
             buf.truncate()
             w.writerow(fields)
@@ -67,8 +70,9 @@ def encode(
         save_output(mu.astype(np.float32), output, force=force)
     else:
         raise UsageError(f"unsupported output {output}: use .npy or .csv")
-    emit({"model": pipe.id, "output": str(output), "count": len(mu), "latent_dim": int(mu.shape[1]), "space": space.value},
-         as_json, f"wrote {len(mu)} codes ({space.value} space, {mu.shape[1]} dims) to {output}")
+    dims = " x ".join(map(str, mu.shape[1:]))
+    emit({"model": pipe.id, "output": str(output), "count": len(mu), "latent_dim": int(mu.shape[-1]), "code_shape": list(mu.shape[1:]),
+          "space": space.value}, as_json, f"wrote {len(mu)} codes ({space.value} space, {dims} dims) to {output}")
 
 
 @app.command()
@@ -77,6 +81,7 @@ def reconstruct(
     inputs: InputsArg,
     output: OutputOpt = None,
     nrow: NrowOpt = None,
+    label: ClassOpt = None,
     backend: BackendOpt = Backend.auto,
     device: DeviceOpt = "cpu",
     force: ForceOpt = False,
@@ -90,7 +95,7 @@ def reconstruct(
     output = require_output(output)
     pipe = load_pipeline(model, backend.value, device, offline=offline)
     x, _ = load_inputs(inputs, pipe.shape)
-    recon = pipe.reconstruct(x)
+    recon = pipe.reconstruct(x, label=label)
     if output.suffix.lower() == ".png" and pipe.is_image:
         pairs = np.stack([x, recon], axis=1).reshape(-1, *x.shape[1:])
         save_output(pairs, output, force=force, nrow=nrow or 2 * max(1, int(np.ceil(np.sqrt(len(x))))))

@@ -281,24 +281,37 @@ class Pipeline:
         """Samples; conditional models take a class (``label``), else cycle through the classes."""
         return np.concatenate(list(self.sample_batches(n, seed, temperature, label)))
 
-    def encode(self, x: np.ndarray, space: str = "representation") -> tuple[np.ndarray, np.ndarray]:
-        """(mu, logvar) of q(z|x); with space='generation', mu is mapped through the flow."""
+    def condition(self, x: np.ndarray, label=None) -> np.ndarray:
+        """The classes a conditional model encodes ``x`` under: ``label`` for every input, else the model's
+        own prediction; a model without a classifier needs the label."""
+        if label is not None:
+            return np.full(len(x), self.label_index(label), dtype=np.int64)
+        if not self.has_classifier():
+            raise UsageError(f"{self.id} encodes an input together with its class and has no classifier to predict it: "
+                             f"pass --label (one of {', '.join(self.labels)})")
+        return self.classify_logits(x).argmax(1)
+
+    def encode(self, x: np.ndarray, space: str = "representation", label=None) -> tuple[np.ndarray, np.ndarray]:
+        """(mu, logvar) of q(z|x) (q(z|x, y) for conditional models, y from :meth:`condition`); with
+        space='generation', mu is mapped through the flow."""
         if space not in ("representation", "generation"):
             raise UsageError("--space must be 'representation' or 'generation'")
         self.no_completion()
         x = self.check_inputs(x)
-        if self.conditional:  # q(z|x, y) under the predicted class
-            mu, logvar = self.backend.run("encoder", x, self.onehot(self.classify_logits(x).argmax(1)))
+        if label is not None and not self.conditional:
+            raise UsageError(f"--label is for conditional models; {self.id} encodes without one")
+        if self.conditional:
+            mu, logvar = self.backend.run("encoder", x, self.onehot(self.condition(x, label)))
         else:
             mu, logvar = self.backend.run("encoder", x)
         if space == "generation":
             mu = self.to_generation(mu)
         return mu, logvar
 
-    def reconstruct(self, x: np.ndarray) -> np.ndarray:
-        mu, _ = self.encode(x)
+    def reconstruct(self, x: np.ndarray, label=None) -> np.ndarray:
+        mu, _ = self.encode(x, label=label)
         if self.conditional:
-            return self.decode(mu, self.classify_logits(self.check_inputs(x)).argmax(1))
+            return self.decode(mu, self.condition(self.check_inputs(x), label))
         return self.decode(mu)
 
     def traverse_batches(self, x: np.ndarray | None = None, seed: int = 0, dims: list[int] | None = None,
