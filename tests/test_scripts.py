@@ -122,3 +122,23 @@ def test_marginal_kl_is_zero_when_every_posterior_is_the_prior():
     x = torch.zeros(400, 1)
     assert abs(mod.marginal_kl(Fixed(0.0), x, draws=5)) < 0.05
     assert abs(mod.marginal_kl(Fixed(3.0), x, draws=5) - 4 * 4.5) < 0.3
+
+
+def test_conditional_labels_agrees_with_sample_and_classify(tmp_path):
+    """The script's share for a class is what `vaezoo sample --label` then `vaezoo classify` give."""
+    from conftest import run_cli, train_tiny
+
+    folder = train_tiny("cvae-label-mnist5k", tmp_path / "cvae-label")
+    r = _run("conditional_labels.py", str(folder), "--per-class", "5", "--seed", "10", "--backend", "torch", "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert list(res["per_class"]) == [str(k) for k in range(10)] and res["classifier"] == "m2-mnist5k"
+    assert abs(res["overall"] - sum(res["per_class"].values()) / 10) < 1e-9
+    s = tmp_path / "threes.npy"   # class 3's noise comes from seed 10 + 3
+    assert run_cli("sample", str(folder), "-n", "5", "--label", "3", "--seed", "13", "--backend", "torch", "-o", str(s)).returncode == 0
+    c = run_cli("classify", "m2-mnist5k", str(s), "-o", str(tmp_path / "c.csv"))
+    assert c.returncode == 0, c.stderr
+    labels = [line.split(",")[3] for line in (tmp_path / "c.csv").read_text().splitlines()[1:]]
+    assert res["per_class"]["3"] == labels.count("3") / 5
+    r = _run("conditional_labels.py", "vae-mnist5k")
+    assert r.returncode != 0 and "is not label-conditional" in r.stderr
