@@ -134,6 +134,7 @@ BAD = {
     "layer0": ({"feature_layer": 0}, "objective.feature_layer"),
     "layer-high": ({"feature_layer": 4}, "objective.feature_layer"),   # 2 convs + the fully connected layer
     "sigma": ({"feature_sigma": 0.0}, "objective.feature_sigma"),
+    "sigma-neg": ({"feature_sigma": -0.1}, "objective.feature_sigma"),
     "margin": ({"margin": -0.1}, "objective.margin"),
     "disc-too-deep": ({"disc_channels": [8, 8, 8]}, "objective.disc_channels"),   # 28 is not divisible by 8
 }

@@ -85,9 +85,9 @@ class VAEGAN(Objective):
         if isinstance(self.layer, bool) or not isinstance(self.layer, int) or not 1 <= self.layer <= self.disc.layers:
             raise UsageError(f"{where}: objective.feature_layer must be an integer from 1 to {self.disc.layers} (the "
                              f"discriminator's {len(channels)} conv layers, then its fully connected one), not {self.layer!r}")
-        self.var = float(cfg["feature_sigma"]) ** 2
-        if not self.var > 0:
+        if not float(cfg["feature_sigma"]) > 0:
             raise UsageError(f"{where}: objective.feature_sigma (L_rec's standard deviation) must be > 0, not {cfg['feature_sigma']!r}")
+        self.var = float(cfg["feature_sigma"]) ** 2
         if not float(cfg["margin"]) >= 0:
             raise UsageError(f"{where}: objective.margin (the balancing band) must be >= 0, not {cfg['margin']!r}")
         self.balance = bool(cfg["balance"])
