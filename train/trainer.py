@@ -240,6 +240,8 @@ def train_step(model, objective, opt, aux_opts: dict, batches, step: int, tcfg: 
     opt.step()
     for aux in objective.auxiliaries():  # training-only networks, each on its own loss after the model step
         aux_loss = aux.loss()
+        if aux_loss is None:   # the objective skips this network's step (a GAN's balancing)
+            continue
         aux_opt = aux_opts[aux.name]
         aux_opt.zero_grad(set_to_none=True)
         aux_loss.backward()

@@ -9,6 +9,8 @@ recipe settings (model, prior, objective, data, train, eval), under these keys:
     completion     decoder(z, kept, mask) and encoder(x, kept, mask): completes half images (vaezoo.completion)
     classifier_reads  what q(y|x) reads when it is not the pixels (for the cards)
     disentangling  its objective pushes towards factorised latents (the cards say what that promises)
+    adversarial    its decoder is trained against a discriminator, not on the pixel likelihood (the cards say
+                   what that means for its ELBO and NLL)
     label_budgets  also published as <family>-<budget> with data.labels = budget
     variants       e.g. ["dp"]: also published as dp-<family>, with the [variants.dp] table applied
     datasets       where it is published (default: [defaults].datasets)
@@ -29,7 +31,7 @@ from pathlib import Path
 from vaezoo.errors import VaezooError
 
 FACT_KEYS = ("paper", "link", "summary", "conditional", "completion", "classifier", "classifier_reads", "disentangling",
-             "label_budgets", "variants", "datasets", "per_dataset")
+             "adversarial", "label_budgets", "variants", "datasets", "per_dataset")
 VARIANT_FACT_KEYS = ("paper", "link", "summary")
 RECIPE_DIR = Path(__file__).resolve().parent.parent / "train" / "recipes"
 
@@ -69,6 +71,7 @@ class Family:
     classifier: bool
     classifier_reads: str
     disentangling: bool
+    adversarial: bool
     label_budgets: tuple[int, ...]
     variants: tuple[str, ...]
     datasets: tuple[str, ...]
@@ -128,6 +131,7 @@ def families() -> dict[str, Family]:
             classifier=bool(table.get("classifier", False)),
             classifier_reads=str(table.get("classifier_reads", "")),
             disentangling=bool(table.get("disentangling", False)),
+            adversarial=bool(table.get("adversarial", False)),
             label_budgets=tuple(int(b) for b in table.get("label_budgets", [])),
             variants=tuple(table.get("variants", [])),
             datasets=tuple(table.get("datasets", base["defaults"]["datasets"])),

@@ -10,7 +10,8 @@ the trainer needs; the trainer knows no family:
 * ``forward(model, batches, step, runner)``: the model's loss to minimise and a dict of scalar stats;
   ``runner`` runs the model's forward pass (a DDP wrapper of ``model``).
 * ``auxiliaries()``: training-only networks with their own optimiser settings; the trainer steps each
-  after the model step, on ``aux.loss()`` (computed from detached tensors the objective kept).
+  after the model step, on ``aux.loss()`` (computed from detached tensors the objective kept); a loss
+  of None skips that network's step (VAE-GAN's balancing: Adam then leaves it exactly as it was).
 * ``metrics_info()``: extra entries for metrics.json (the labelled subset, ...).
 * ``progress_stats``: names of stats shown on the progress line beside ``loss`` and ``kl`` (GECO's lambda);
   every stat goes to metrics.json's ``final_stats``.
@@ -43,7 +44,7 @@ class Auxiliary:
     module: nn.Module
     lr: float
     betas: tuple[float, float]
-    loss: Callable[[], torch.Tensor]
+    loss: Callable[[], torch.Tensor | None]   # None: no step this time
 
 
 class Objective(nn.Module):

@@ -52,16 +52,22 @@ class MLPDecoder(nn.Module):
         return self.body(z).reshape((-1, *self.shape))
 
 
+def conv_stack(shape, channels, hidden, act="relu") -> nn.Sequential:
+    """Stride-2 4x4 convolutions (each halving the side), then a fully connected layer of ``hidden``,
+    each followed by its activation: the conv encoder's body, and the DCGAN-like VAE-GAN discriminator's."""
+    c, h, _ = shape
+    layers: list[nn.Module] = []
+    for out in channels:
+        layers += [nn.Conv2d(c, out, 4, stride=2, padding=1), _act(act)]
+        c, h = out, h // 2
+    layers += [nn.Flatten(), nn.Linear(c * h * h, hidden), _act(act)]
+    return nn.Sequential(*layers)
+
+
 class ConvEncoder(nn.Module):
     def __init__(self, shape, channels, hidden, latent, act="relu"):
         super().__init__()
-        c, h, _ = shape
-        layers: list[nn.Module] = []
-        for out in channels:
-            layers += [nn.Conv2d(c, out, 4, stride=2, padding=1), _act(act)]
-            c, h = out, h // 2
-        layers += [nn.Flatten(), nn.Linear(c * h * h, hidden), _act(act)]
-        self.body = nn.Sequential(*layers)
+        self.body = conv_stack(shape, channels, hidden, act)
         self.head = nn.Linear(hidden, 2 * latent)
 
     def forward(self, x):
