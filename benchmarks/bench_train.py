@@ -55,8 +55,9 @@ if "--verbose" not in sys.argv:
 
 import torch
 
-MODELS = ("vae-mnist5k", "dp-factor-mnist5k")
-PYTHAE_PEER = "vae-mnist5k"  # the vaezoo model that pythae's VAE reproduces
+# vaezoo ids with a pythae counterpart (peer_spec maps each recipe onto pythae's config)
+PEERS = ("vae-mnist5k", "iwae-mnist5k", "tc-mnist5k", "factor-mnist5k", "info-mnist5k")
+MODELS = (*PEERS, "dp-factor-mnist5k")
 NLL_SEED = 1234
 
 
@@ -120,7 +121,7 @@ def run_vaezoo(model_id: str, epochs: int, k: int, seed: int, device: str, work:
         "wall_seconds_incl_eval": round(wall, 2),
         "timing": "trainer metrics train.seconds (loop incl. resumable-state writes; no eval)",
     }
-    if model_id == PYTHAE_PEER:
+    if model_id in PEERS:
         model, _ = load_model(out, device=device)
         res["_model"] = model
     return res
@@ -168,12 +169,51 @@ def _pythae_parts(vz_encoder, vz_decoder):
     return Encoder(vz_encoder), Decoder(vz_decoder)
 
 
-def run_pythae(epochs: int, k: int, seed: int, device: str, work: Path, own_nll: bool, verbose: bool) -> dict:
+def peer_spec(model_id: str, recipe: dict) -> dict:
+    """pythae's counterpart of a vaezoo recipe: its model class and config with vaezoo's settings mapped on,
+    the trainer, the batch pythae must be given, and where pythae's definition differs (said in the output)."""
+    from pythae import models as pm
+    from pythae.trainers import AdversarialTrainer, AdversarialTrainerConfig, BaseTrainer, BaseTrainerConfig
+
+    obj, mcfg = recipe["objective"], recipe["model"]
+    common = {"input_dim": (1, 28, 28), "latent_dim": int(mcfg["latent"]), "reconstruction_loss": "bce"}
+    family = recipe["family"]
+    spec = {"trainer": BaseTrainer, "trainer_config": BaseTrainerConfig, "batch_factor": 1, "differs": ""}
+    if family == "vae":
+        spec.update(label="pythae VAE", model=pm.VAE, config=pm.VAEConfig(**common))
+    elif family == "iwae":
+        spec.update(label="pythae IWAE", model=pm.IWAE, config=pm.IWAEConfig(**common, number_samples=int(obj["k"])),
+                    differs="same bound and gradient (pythae's surrogate -(stopgrad(w~) log w) has IWAE's gradient); "
+                            "k draws in one B*k decoder pass in both")
+    elif family == "tc":
+        spec.update(label="pythae BetaTCVAE", model=pm.BetaTCVAE,
+                    config=pm.BetaTCVAEConfig(**common, alpha=float(obj["alpha"]), beta=float(obj["beta"]),
+                                              gamma=float(obj["gamma"]), use_mss=False),
+                    differs="use_mss=False: minibatch-weighted sampling with N = 4,500, as vaezoo's estimator")
+    elif family == "factor":
+        spec.update(label="pythae FactorVAE", model=pm.FactorVAE, config=pm.FactorVAEConfig(**common, gamma=float(obj["gamma"])),
+                    trainer=AdversarialTrainer, trainer_config=AdversarialTrainerConfig, batch_factor=2,
+                    differs=f"pythae splits one batch of {2 * int(recipe['train']['batch_size'])} into the VAE half and the "
+                            "permuted half (vaezoo: two batches of 100), so it runs 2x the epochs of 22 steps = the same "
+                            "model steps and data; its default discriminator is vaezoo's (6 linear layers, 1000 hidden, "
+                            "LeakyReLU 0.2), disc Adam lr/betas mapped")
+    elif family == "info":
+        # vaezoo's kernel exp(-||a-b||^2 / D^2) is pythae's rbf exp(-||a-b||^2 / (2 D bw^2)) at bw = sqrt(D / 2)
+        bw = math.sqrt(int(mcfg["latent"]) / 2)
+        spec.update(label="pythae INFOVAE_MMD", model=pm.INFOVAE_MMD,
+                    config=pm.INFOVAE_MMD_Config(**common, kernel_choice="rbf", alpha=float(obj["alpha"]),
+                                                 lbd=float(obj["lambda"]), kernel_bandwidth=bw),
+                    differs=f"same rbf kernel (bandwidth {bw:.3f}) and weights; pythae's MMD^2 estimate is the unbiased "
+                            "one (diagonal terms left out), vaezoo's the biased one")
+    else:
+        raise SystemExit(f"bench_train: {model_id} has no pythae counterpart here")
+    return spec
+
+
+def run_pythae(model_id: str, epochs: int, k: int, seed: int, device: str, work: Path, own_nll: bool, verbose: bool) -> dict:
     import logging
 
     from pythae.data.datasets import BaseDataset
-    from pythae.models import VAE, VAEConfig
-    from pythae.trainers import BaseTrainer, BaseTrainerConfig
 
     from vaezoo.store.checkpoint import make_config
     from vaezoo.models import build_model
@@ -181,11 +221,13 @@ def run_pythae(epochs: int, k: int, seed: int, device: str, work: Path, own_nll:
     from vaezoo.recipes import resolve
 
     if not verbose:
-        for name in ("pythae.trainers.base_trainer.base_trainer", "pythae.trainers.training_callbacks"):
+        for name in ("pythae.trainers.base_trainer.base_trainer", "pythae.trainers.adversarial_trainer.adversarial_trainer",
+                     "pythae.trainers.training_callbacks"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
-    recipe = resolve(PYTHAE_PEER, {"train": {"seed": seed}})
+    recipe = resolve(model_id, {"train": {"seed": seed}})
     tcfg, mcfg = recipe["train"], recipe["model"]
+    spec = peer_spec(model_id, recipe)
     shape = (1, 28, 28)
     dev = torch.device(device)
 
@@ -198,28 +240,33 @@ def run_pythae(epochs: int, k: int, seed: int, device: str, work: Path, own_nll:
         [*enc.state_dict().values(), *dec.state_dict().values()],
         [*ref.encoder.state_dict().values(), *ref.decoder.state_dict().values()]))
     p_enc, p_dec = _pythae_parts(enc, dec)
-    model = VAE(VAEConfig(input_dim=shape, latent_dim=int(mcfg["latent"]), reconstruction_loss="bce"),
-                encoder=p_enc, decoder=p_dec)
+    model = spec["model"](spec["config"], encoder=p_enc, decoder=p_dec)
 
     x_train = mnist5k_float("train")
     from vaezoo.data import load_dataset
 
     y_train = torch.from_numpy(load_dataset("mnist5k", "train").y)
-    config = BaseTrainerConfig(
-        output_dir=str(work / "pythae"),
-        per_device_train_batch_size=int(tcfg["batch_size"]),
-        per_device_eval_batch_size=int(tcfg["batch_size"]),
-        num_epochs=epochs,
-        learning_rate=float(tcfg["lr"]),
-        optimizer_cls="Adam",
+    batch = spec["batch_factor"] * int(tcfg["batch_size"])
+    p_epochs = spec["batch_factor"] * epochs   # the same number of batches of 100 read as vaezoo's run
+    lr = float(tcfg["lr"])
+    if spec["trainer"].__name__ == "AdversarialTrainer":
+        optim = {"autoencoder_learning_rate": lr, "discriminator_learning_rate": float(recipe["objective"]["disc_lr"]),
+                 "discriminator_optimizer_params": {"betas": tuple(recipe["objective"]["disc_betas"])}}
+    else:
+        optim = {"learning_rate": lr, "optimizer_cls": "Adam"}
+    config = spec["trainer_config"](
+        output_dir=str(work / f"pythae-{model_id}"),
+        per_device_train_batch_size=batch,
+        per_device_eval_batch_size=batch,
+        num_epochs=p_epochs,
         steps_saving=None,
         steps_predict=None,
         seed=seed,
         no_cuda=dev.type != "cuda",
+        **optim,
     )
-    log(f"[pythae] VAE: {epochs} epochs x {len(x_train) // config.per_device_train_batch_size} steps, "
-        f"batch {config.per_device_train_batch_size}, lr {config.learning_rate}, seed {seed}")
-    trainer = BaseTrainer(model, BaseDataset(x_train, y_train), None, config)
+    log(f"[pythae] {spec['label']}: {p_epochs} epochs x {len(x_train) // batch} steps, batch {batch}, lr {lr}, seed {seed}")
+    trainer = spec["trainer"](model, BaseDataset(x_train, y_train), None, config)
 
     step_times: list[float] = []
     epoch_losses: list[float] = []
@@ -227,10 +274,10 @@ def run_pythae(epochs: int, k: int, seed: int, device: str, work: Path, own_nll:
 
     def timed_train_step(epoch):
         t = time.perf_counter()
-        loss = inner(epoch)
+        out = inner(epoch)
         step_times.append(time.perf_counter() - t)
-        epoch_losses.append(float(loss))
-        return loss
+        epoch_losses.append(float(out[0] if isinstance(out, tuple) else out))   # AdversarialTrainer: (loss, ae, disc)
+        return out
 
     trainer.train_step = timed_train_step
     t0 = time.perf_counter()
@@ -247,10 +294,13 @@ def run_pythae(epochs: int, k: int, seed: int, device: str, work: Path, own_nll:
     val = vz.validation_metrics(xv, None, k)
     train_s = sum(step_times)
     res = {
-        "model": "pythae VAE",
+        "model": spec["label"],
+        "peer_of": model_id,
         "framework": "pythae",
+        "differs": spec["differs"],
         "epochs": epochs,
-        "steps": epochs * len(trainer.train_loader),
+        "pythae_epochs": p_epochs,
+        "steps": p_epochs * len(trainer.train_loader),
         "seed": seed,
         "train_seconds": round(train_s, 2),
         "s_per_epoch": train_s / epochs,
@@ -261,7 +311,7 @@ def run_pythae(epochs: int, k: int, seed: int, device: str, work: Path, own_nll:
         "val_examples": int(val["examples"]),
         "identical_initial_weights": bool(same_init),
         "evaluated_epoch": best_epoch,
-        "timing": "sum of BaseTrainer.train_step (loader+fwd+bwd+Adam); excludes per-epoch best-model deepcopy, logging, final save",
+        "timing": "sum of train_step (loader+fwd+bwd+Adam); excludes per-epoch best-model deepcopy, logging, final save",
         "_model": vz,
     }
     if own_nll:  # pythae's own IS estimator (K//100 batches of 100 per digit), as a cross-check
@@ -340,27 +390,29 @@ def main(argv=None) -> int:
 
     warm_up(args.device)
     results: dict[str, list[dict]] = {}
-    paired = []
+    paired: dict[str, list[dict]] = {}   # vaezoo id -> per-seed paired figures against its pythae peer
+    pairs: dict[str, str] = {}           # vaezoo id -> its pythae peer's name
     with tempfile.TemporaryDirectory(prefix="vaezoo-bench-") as tmp:
         work = Path(tmp)
         for seed in range(args.seeds):
             for model_id in models:
                 results.setdefault(model_id, []).append(run_vaezoo(model_id, args.epochs, args.nll_samples, seed, args.device, work))
-            if have_pythae:
-                results.setdefault("pythae VAE", []).append(
-                    run_pythae(args.epochs, args.nll_samples, seed, args.device, work, args.pythae_own_nll, args.verbose))
-                if PYTHAE_PEER in models:
-                    a = results[PYTHAE_PEER][-1].pop("_model")
-                    b = results["pythae VAE"][-1].pop("_model")
-                    xv = val_digits(resolve(PYTHAE_PEER)).to(args.device)
-                    log(f"[paired] per-digit NLL of {PYTHAE_PEER} and pythae VAE (common random numbers, K={args.nll_samples})")
-                    d = per_digit_nll(a, xv, args.nll_samples) - per_digit_nll(b, xv, args.nll_samples)
-                    paired.append({
-                        "seed": seed,
-                        "time_ratio": results[PYTHAE_PEER][-1]["s_per_epoch"] / results["pythae VAE"][-1]["s_per_epoch"],
-                        "mean_diff": float(d.mean()),
-                        "se": float(d.std() / math.sqrt(len(d))),
-                    })
+            for model_id in (m for m in models if m in PEERS and have_pythae):
+                peer = run_pythae(model_id, args.epochs, args.nll_samples, seed, args.device, work, args.pythae_own_nll,
+                                  args.verbose)
+                results.setdefault(peer["model"], []).append(peer)
+                pairs[model_id] = peer["model"]
+                a = results[model_id][-1].pop("_model")
+                b = peer.pop("_model")
+                xv = val_digits(resolve(model_id)).to(args.device)
+                log(f"[paired] per-digit NLL of {model_id} and {peer['model']} (common random numbers, K={args.nll_samples})")
+                d = per_digit_nll(a, xv, args.nll_samples) - per_digit_nll(b, xv, args.nll_samples)
+                paired.setdefault(model_id, []).append({
+                    "seed": seed,
+                    "time_ratio": results[model_id][-1]["s_per_epoch"] / peer["s_per_epoch"],
+                    "mean_diff": float(d.mean()),
+                    "se": float(d.std() / math.sqrt(len(d))),
+                })
             for runs in results.values():
                 runs[-1].pop("_model", None)
 
@@ -375,17 +427,20 @@ def main(argv=None) -> int:
         "results": summary,
         "runs": {name: [{k: v for k, v in r.items() if not k.startswith("_")} for r in runs] for name, runs in results.items()},
     }
-    if "pythae VAE" in summary and PYTHAE_PEER in summary:
-        vz, py = summary[PYTHAE_PEER], summary["pythae VAE"]
-        report["comparison"] = {
-            "pair": f"{PYTHAE_PEER} vs pythae VAE",
+    report["comparisons"] = {}
+    for model_id, peer in pairs.items():
+        vz, py = summary[model_id], summary[peer]
+        cmp = {
+            "pair": f"{model_id} vs {peer}",
+            "peer": peer,
+            "differs": py["differs"],
             "time_ratio_vaezoo_over_pythae": vz["s_per_epoch"] / py["s_per_epoch"],
             "time_ratio_vs_pythae_whole_train_call": vz["s_per_epoch"] / py["s_per_epoch_whole_train_call"],
             "nll_diff_vaezoo_minus_pythae": vz["val_nll"] - py["val_nll"],
-            "paired": paired,
+            "paired": paired[model_id],
         }
-        if paired:
-            report["comparison"].update(verdict(report["comparison"]["time_ratio_vaezoo_over_pythae"], paired))
+        cmp.update(verdict(cmp["time_ratio_vaezoo_over_pythae"], paired[model_id]))
+        report["comparisons"][model_id] = cmp
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -400,54 +455,52 @@ def print_table(report: dict) -> None:
           f"seeds {s['seeds']}; {s['machine']}, torch {s['torch']}, Python {s['python']}"
           + (f"; load average at start {s['load_average_at_start'][0]:.1f}" if s["load_average_at_start"] else ""))
     print(f"pythae: {report['pythae']}")
-    res = report["results"]
-    cmp = report.get("comparison")
-    py = res.get("pythae VAE")
-    head = f"{'model':<20} {'s/epoch':>8} {'val NLL':>9} {'-ELBO':>9} {'time/pythae':>12} {'NLL-pythae':>11}"
+    res, cmps = report["results"], report["comparisons"]
+    peer_of = {c["peer"]: m for m, c in cmps.items()}
+    head = f"{'model':<20} {'s/epoch':>8} {'val NLL':>9} {'-ELBO':>9} {'time/pythae':>12} {'NLL-pythae':>11} {'pythae whole':>12}"
     print()
     print(head)
     print("-" * len(head))
     for name, r in res.items():
-        ratio = diff = ""
-        if py is not None and name == PYTHAE_PEER:
-            ratio = f"{r['s_per_epoch'] / py['s_per_epoch']:.2f}x"
-            diff = f"{r['val_nll'] - py['val_nll']:+.2f}"
-        print(f"{name:<20} {r['s_per_epoch']:>8.3f} {r['val_nll']:>9.2f} {r['val_neg_elbo']:>9.2f} {ratio:>12} {diff:>11}")
-    if py is not None:
-        print(f"{'pythae, whole train':<20} {py['s_per_epoch_whole_train_call']:>8.3f}   "
-              "<- whole BaseTrainer.train() / epochs, incl. its per-epoch deepcopy, logging and final save")
+        ratio = diff = whole = ""
+        if name in cmps:
+            ratio = f"{cmps[name]['time_ratio_vaezoo_over_pythae']:.2f}x"
+            diff = f"{cmps[name]['nll_diff_vaezoo_minus_pythae']:+.2f}"
+        if name in peer_of:
+            whole = f"{r['s_per_epoch_whole_train_call']:.3f}"
+        print(f"{name:<20} {r['s_per_epoch']:>8.3f} {r['val_nll']:>9.2f} {r['val_neg_elbo']:>9.2f} {ratio:>12} {diff:>11} {whole:>12}")
     print()
     for name, r in res.items():
         if s["seeds"] > 1:
             print(f"{name}: s/epoch {r['s_per_epoch_min']:.3f}..{r['s_per_epoch_max']:.3f}, "
                   f"NLL {r['val_nll_min']:.2f}..{r['val_nll_max']:.2f} over seeds {r['seeds']}")
-    print("s/epoch: training time only. vaezoo = trainer's train.seconds / epochs (loop incl. its resumable-state writes)"
-          + ("; pythae = time inside BaseTrainer.train_step / epochs (excludes its per-epoch deepcopy, logging, "
-             "final save; tqdm bars off)." if py is not None else "."))
+    print("s/epoch: training time per 45 model steps. vaezoo = trainer's train.seconds / epochs (loop incl. its "
+          "resumable-state writes)" + ("; pythae = time inside its trainer's train_step / epochs (excludes its per-epoch "
+                                       "deepcopy, logging, final save; tqdm bars off); 'pythae whole' = its whole train() "
+                                       "call / epochs." if cmps else "."))
     print("val NLL / -ELBO: nats, VAE.validation_metrics for every model"
-          + (" (pythae's weights loaded into a vaezoo VAE)." if py is not None else "."))
+          + (" (pythae's weights loaded into a vaezoo VAE of the same recipe)." if cmps else "."))
+    print("FactorVAE objectives read two batches per step (the permuted codes come from the second).")
     if "dp-factor-mnist5k" in res:
-        print("dp-factor-mnist5k has no pythae counterpart here (FactorVAE objective + RealNVP prior); it reads two "
-              "batches per step.")
-    if py is not None:
-        print(f"pythae: identical initial weights to vaezoo's vae-mnist5k: {py['identical_initial_weights']}; "
-              f"evaluated its best-on-train model (epoch {py['evaluated_epoch']} of {py['epochs']}, as pythae saves it).")
-        if "pythae_get_nll" in py:
-            print(f"pythae's own VAE.get_nll (K={s['nll_samples']}): {py['pythae_get_nll']:.2f} nats "
-                  f"({py['pythae_get_nll_seconds']}s) vs {py['val_nll']:.2f} with vaezoo's evaluator.")
-    if cmp:
-        t = cmp["time_ratio_vaezoo_over_pythae"]
-        d = cmp["nll_diff_vaezoo_minus_pythae"]
+        print("dp-factor-mnist5k has no pythae counterpart here (FactorVAE objective + RealNVP prior).")
+    for model_id, cmp in cmps.items():
+        py = res[cmp["peer"]]
         print()
-        print(f"{cmp['pair']}: time ratio {t:.2f}x (vaezoo / pythae train_step; "
+        print(f"{cmp['pair']}: time ratio {cmp['time_ratio_vaezoo_over_pythae']:.2f}x (vaezoo / pythae train_step; "
               f"{cmp['time_ratio_vs_pythae_whole_train_call']:.2f}x against pythae's whole train() call), "
-              f"NLL difference {d:+.2f} nats (vaezoo - pythae; negative = vaezoo better)")
+              f"NLL difference {cmp['nll_diff_vaezoo_minus_pythae']:+.2f} nats (vaezoo - pythae; negative = vaezoo better)")
+        print(f"  identical initial encoder/decoder weights: {py['identical_initial_weights']}; evaluated pythae's "
+              f"best-on-train model (epoch {py['evaluated_epoch']} of {py['pythae_epochs']}, as pythae saves it)")
+        if cmp["differs"]:
+            print(f"  differs: {cmp['differs']}")
+        if "pythae_get_nll" in py:
+            print(f"  pythae's own get_nll (K={s['nll_samples']}): {py['pythae_get_nll']:.2f} nats "
+                  f"({py['pythae_get_nll_seconds']}s) vs {py['val_nll']:.2f} with vaezoo's evaluator.")
         for p in cmp["paired"]:
             print(f"  seed {p['seed']}: time ratio {p['time_ratio']:.2f}x, paired per-digit NLL difference "
                   f"{p['mean_diff']:+.2f} +- {p['se']:.2f} (1 SE over the 500 digits)")
-        if "nll_target" in cmp:
-            print(f"paired NLL difference {cmp['paired_nll_diff']:+.2f} +- {cmp['paired_nll_se']:.2f} nats, SE {cmp['se_kind']}")
-            print(f"target: at least as fast per epoch: {cmp['speed_target']}; better or equal NLL: {cmp['nll_target']}")
+        print(f"  paired NLL difference {cmp['paired_nll_diff']:+.2f} +- {cmp['paired_nll_se']:.2f} nats, SE {cmp['se_kind']}")
+        print(f"  target: at least as fast per epoch: {cmp['speed_target']}; better or equal NLL: {cmp['nll_target']}")
 
 
 def verdict(time_ratio: float, paired: list[dict]) -> dict:
