@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -142,3 +145,23 @@ def test_conditional_labels_agrees_with_sample_and_classify(tmp_path):
     assert res["per_class"]["3"] == labels.count("3") / 5
     r = _run("conditional_labels.py", "vae-mnist5k")
     assert r.returncode != 0 and "is not label-conditional" in r.stderr
+
+
+def test_iwae_table_prints_k_rows_beside_the_paper(tmp_path):
+    r = _run("iwae_table.py", "--ks", "1,3", "--steps", "3", "--nll-samples", "4", "--threads", "1", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    rows = {line.split("|")[0].strip(): [c.strip() for c in line.split("|")[1:]] for line in r.stdout.splitlines() if "|" in line}
+    assert rows["1"][0] == "vae-mnist5k" and rows["3"][0] == "iwae-mnist5k"      # k = 1 is the VAE
+    assert rows["1"][-3:] == ["86.76", "86.76", "19 / 19"] and rows["3"][-3:] == ["-", "-", "-"]   # Burda et al.'s k = 1; no k = 3 row
+    res = {x["k"]: x for x in json.loads((tmp_path / "iwae.json").read_text())}
+    assert set(res) == {1, 3}
+    for k, x in res.items():
+        assert x["steps"] == 3 and x["nll_samples"] == 4 and x["examples"] == 500
+        assert math.isfinite(x["nll"]) and math.isfinite(x["neg_elbo"]) and 0 <= x["active_units"] <= 16
+        assert x["image_samples_per_s"] == pytest.approx(k * x["images_per_s"])
+    rec = json.loads((tmp_path / "iwae-mnist5k-k3-seed0-steps3-K4" / "config.json").read_text())["recipe"]
+    assert rec["objective"] == {"name": "iwae", "k": 3}                       # the override reached the trainer
+    again = _run("iwae_table.py", "--ks", "3", "--steps", "3", "--nll-samples", "4", "--out", str(tmp_path))
+    assert again.returncode == 0 and "training" not in again.stderr           # finished runs are reused
+    bad = _run("iwae_table.py", "--ks", "0", "--out", str(tmp_path / "bad"))
+    assert bad.returncode != 0 and "at least 1" in bad.stderr and not (tmp_path / "bad").exists()
