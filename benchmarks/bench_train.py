@@ -1,11 +1,12 @@
-"""Training benchmark on mnist5k: vaezoo (vae, dp-factor) against pythae's VAE. Prints figures; asserts nothing.
+"""Training benchmark on mnist5k: vaezoo (vae, iwae, tc, factor, info, dp-factor) against pythae. Prints figures; asserts nothing.
 
     python benchmarks/bench_train.py [--epochs 10] [--nll-samples 1000] [--threads N] [--seeds 1]
                                      [--device cpu] [--no-pythae] [--pythae-own-nll] [--json]
 
 What runs, all in this one process with one thread setting (``torch.set_num_threads``):
 
-1. ``vae-mnist5k`` and ``dp-factor-mnist5k`` through the real trainer (``vaezoo.train.trainer.train``) with
+1. ``vae-mnist5k``, ``iwae-mnist5k``, ``tc-mnist5k``, ``factor-mnist5k``, ``info-mnist5k`` and
+   ``dp-factor-mnist5k`` (--models) through the real trainer (``vaezoo.train.trainer.train``) with
    ``train.steps = epochs x steps_per_epoch`` (steps_per_epoch = 4,500 // batch 100 = 45) into a temporary
    folder. FactorVAE objectives read a second batch per step (for the discriminator's permuted codes), so one
    dp-factor "epoch" of 45 steps reads the training set twice.
@@ -16,6 +17,14 @@ What runs, all in this one process with one thread setting (``torch.set_num_thre
    ``F.binary_cross_entropy(...).sum(-1).mean(0)`` + KL: summed over the 784 pixels, averaged over the
    batch, as vaezoo's loss. Same data (mnist5k train, uint8/255 floats), batch 100, Adam lr 1e-3, same
    epochs, same seed, trained with pythae's ``BaseTrainer`` (no eval set, no checkpoints, no predictions).
+   Likewise each other id of PEERS against its pythae model, with the recipe's settings mapped onto pythae's
+   config by ``peer_spec``: ``IWAE`` (number_samples = objective.k), ``BetaTCVAE`` (alpha, beta, gamma;
+   use_mss=False, i.e. minibatch-weighted sampling as vaezoo's), ``FactorVAE`` (gamma; its default
+   discriminator has vaezoo's shape; ``AdversarialTrainer`` with the recipe's disc lr and betas; pythae splits
+   one batch into the VAE half and the permuted half, so it gets batches of 200 for twice the epochs: the
+   same model steps and data as vaezoo's two batches of 100 per step), ``INFOVAE_MMD`` (alpha, lbd = lambda,
+   rbf kernel at the bandwidth that makes it vaezoo's kernel; pythae's MMD estimate is the unbiased one).
+   Where a definition differs the output says so, per pair.
 
 Timing (seconds per epoch = training time / epochs; evaluation is never included):
   * vaezoo: the trainer's ``metrics["train"]["seconds"]``: the training loop, including its resumable
