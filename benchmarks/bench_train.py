@@ -390,8 +390,13 @@ def main(argv=None) -> int:
     from vaezoo.recipes import resolve
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
+    from vaezoo.errors import UsageError
+
     for model_id in models:
-        resolve(model_id)  # unknown ids fail here, before any training
+        try:
+            resolve(model_id)  # unknown ids fail here, before any training
+        except UsageError as exc:
+            ap.error(str(exc))
     have_pythae, pythae_msg = (False, "skipped (--no-pythae)") if args.no_pythae else pythae_status()
     log(f"bench_train: {args.epochs} epochs, K={args.nll_samples}, {threads} torch threads, device {args.device}, "
         f"seeds {list(range(args.seeds))}; {pythae_msg}")
@@ -489,7 +494,8 @@ def print_table(report: dict) -> None:
                                        "call / epochs." if cmps else "."))
     print("val NLL / -ELBO: nats, VAE.validation_metrics for every model"
           + (" (pythae's weights loaded into a vaezoo VAE of the same recipe)." if cmps else "."))
-    print("FactorVAE objectives read two batches per step (the permuted codes come from the second).")
+    if any("factor" in name for name in res):
+        print("FactorVAE objectives read two batches per step (the permuted codes come from the second).")
     if "dp-factor-mnist5k" in res:
         print("dp-factor-mnist5k has no pythae counterpart here (FactorVAE objective + RealNVP prior).")
     for model_id, cmp in cmps.items():
