@@ -108,6 +108,15 @@ def test_metrics_are_high_on_the_factors_and_low_on_a_rotation_or_noise(val):
     assert m["noise"][2]["informativeness"] < m["rotated"][2]["informativeness"] < m["good"][2]["informativeness"]
 
 
+def test_mig_leaves_out_a_factor_that_never_varies(val):
+    f = val.factors[:2000].copy()
+    f[:, 1] = 0
+    codes = np.concatenate([val.factor_values[:2000], np.random.default_rng(0).standard_normal((2000, 1))], 1)
+    res = D.mig(codes, f)
+    assert res["per_factor"][1] is None and res["per_factor"][0] == pytest.approx(1.0, abs=0.05)
+    assert res["value"] == pytest.approx(np.mean([g for g in res["per_factor"] if g is not None]))
+
+
 def test_factor_score_refuses_too_few_examples_per_value(val):
     with pytest.raises(UsageError, match="each vote needs 64"):
         D.factor_score(np.zeros((500, 3)), val.factors[:500])

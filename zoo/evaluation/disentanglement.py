@@ -56,16 +56,16 @@ def factor_entropy(v: np.ndarray) -> float:
 
 
 def mig(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -> dict:
-    """{"value": MIG, "per_factor": [normalised gap per factor], "mi": D x K MI matrix (nats)}."""
+    """{"value": MIG, "per_factor": [normalised gap per factor, None if constant], "mi": D x K MI matrix (nats)}."""
     if codes.shape[1] < 2:
         raise UsageError("mig needs codes of at least 2 dimensions (a gap between the two most informative)")
     z = discretise(codes, bins)
     mi = np.array([[mutual_info(z[:, j], factors[:, k]) for k in range(factors.shape[1])] for j in range(z.shape[1])])
     top = np.sort(mi, axis=0)[::-1]
     h = np.array([factor_entropy(factors[:, k]) for k in range(factors.shape[1])])
-    varied = h > 0   # a factor constant in the examples has no entropy to normalise by: left out
-    gaps = (top[0] - top[1])[varied] / h[varied]
-    return {"value": float(gaps.mean()), "per_factor": gaps.tolist(), "mi": mi.tolist()}
+    varied = h > 0   # a factor constant in the examples has no entropy to normalise by: left out (None)
+    gaps = [float((top[0, k] - top[1, k]) / h[k]) if varied[k] else None for k in range(len(h))]
+    return {"value": float(np.mean([g for g in gaps if g is not None])), "per_factor": gaps, "mi": mi.tolist()}
 
 
 def _votes(z: np.ndarray, factors: np.ndarray, n: int, batch: int, rng) -> np.ndarray:
