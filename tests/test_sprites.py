@@ -144,6 +144,8 @@ def test_train_a_sprites_model_and_evaluate_its_disentanglement_through_onnx(tmp
     assert recorded["mig"]["value"] == mig["value"]
     text = run_cli("evaluate", str(out), "--metrics", "mig", "--backend", "onnx", "--samples", "500").stdout
     assert text.splitlines()[1].startswith("mig ") and "bins 20 equal-width bins" in text
+    card = run_cli("card", str(out)).stdout
+    assert "| dci | disentanglement " in card and "| factor-score | " in card
 
 
 def test_disentanglement_metrics_on_a_dataset_without_factors_are_one_line_errors():

@@ -301,8 +301,12 @@ def _sample_quality(metrics: dict | None) -> list[str]:
         if not isinstance(res, dict) or "value" not in res:
             continue
         value = res["value"]
-        shown = (", ".join(f"{r.get('level')}: {_fmt(r.get('leakage'))}" for r in value if isinstance(r, dict))
-                 if isinstance(value, list) else _fmt(value))
+        if isinstance(value, list):     # the leakage curve
+            shown = ", ".join(f"{r.get('level')}: {_fmt(r.get('leakage'))}" for r in value if isinstance(r, dict))
+        elif isinstance(value, dict):   # named numbers (dci)
+            shown = ", ".join(f"{k} {_fmt(v)}" for k, v in value.items())
+        else:
+            shown = _fmt(value)
         proto = res.get("protocol") if isinstance(res.get("protocol"), dict) else {}
         rows.append((name, f"{shown} ({'; '.join(f'{k} {v}' for k, v in proto.items())})"))
     return ["Measured by `vaezoo evaluate --metrics` (README, 'Evaluation'):", ""] + _table(rows, ("metric", "value (protocol)")) + [""]
