@@ -58,11 +58,11 @@ def publish(srv: DataServer, name: str) -> str:
 
 
 def test_registry():
-    assert set(DATASETS) == {"mnist", "mnist5k", "svhn", "celeba", "cifar10", "moons"}
+    assert set(DATASETS) == {"mnist", "mnist5k", "svhn", "celeba", "cifar10", "moons", "sprites", "dsprites"}
     shapes = {k: v.shape for k, v in DATASETS.items()}
     assert shapes == {
         "mnist": (1, 28, 28), "mnist5k": (1, 28, 28), "svhn": (3, 32, 32),
-        "celeba": (3, 64, 64), "cifar10": (3, 32, 32), "moons": (2,),
+        "celeba": (3, 64, 64), "cifar10": (3, 32, 32), "moons": (2,), "sprites": (1, 32, 32), "dsprites": (1, 64, 64),
     }
     for info in DATASETS.values():
         assert isinstance(info, DatasetInfo)

@@ -225,7 +225,8 @@ def evaluate(
     offline: OfflineOpt = False,
 ) -> None:
     """Error rate and cross-entropy of a model's classifier q(y|x) on labelled data; with --metrics, also
-    FID-LeNet, FID-LP, sKL and the leakage curve (recorded into the checkpoint's metrics.json)."""
+    FID-LeNet, FID-LP, sKL, the leakage curve, NLL, and on sprites MIG, the FactorVAE score and DCI
+    (recorded into the checkpoint's metrics.json)."""
     from vaezoo.errors import UsageError
     from vaezoo.runtime.pipeline import load_pipeline
 
@@ -253,7 +254,11 @@ def evaluate(
     lines = [f"{pipe.id} (backend {pipe.backend.name})" + (f"; recorded in {recorded}" if recorded else "; not recorded (a bundled or cached checkpoint is read-only)")]
     for name, res in results.items():
         value = res["value"]
-        shown = (", ".join(f"{r['level']:g}: {r['leakage']:.3f}" for r in value) if name == "leakage" else f"{value:.4g}")
+        if name == "leakage":
+            shown = ", ".join(f"{r['level']:g}: {r['leakage']:.3f}" for r in value)
+        else:   # a number, or named numbers (dci)
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in value.items()) if isinstance(value, dict) else f"{value:.4g}"
+
         lines.append(f"{name:<8} {shown}   [" + "; ".join(f"{key} {val}" for key, val in res["protocol"].items()) + "]")
     emit(summary, as_json, "\n".join(lines))
 

@@ -144,9 +144,9 @@ RevisionOpt = Annotated[Optional[str], typer.Option(
 
 # evaluate's sample-quality metrics and sample's --region (vaezoo.evaluation)
 MetricsOpt = Annotated[Optional[str], typer.Option(
-    "--metrics", help="Comma-separated: fid, fid-lp, skl, leakage, nll, error (see README, 'Evaluation').")]
+    "--metrics", help="Comma-separated: fid, fid-lp, skl, leakage, nll, error, mig, factor-score, dci (see README, 'Evaluation').")]
 SamplesOpt = Annotated[int, typer.Option(
-    "--samples", min=2, help="Samples per set: generated images for fid/fid-lp, prior and aggregate-posterior draws for skl/leakage.")]
+    "--samples", min=2, help="Samples per set: generated images for fid/fid-lp, prior and aggregate-posterior draws for skl/leakage; validation examples for mig/factor-score/dci.")]
 KnnOpt = Annotated[int, typer.Option("--k", min=1, help="k of the k-nearest-neighbour KL estimator (skl).")]
 PoolOpt = Annotated[int, typer.Option(
     "--pool", min=1, help="LP/HP samples: candidates drawn per sample kept (the kept ones have the lowest density).")]

@@ -4,7 +4,8 @@
     ds = load_dataset("mnist5k", "train")      # bundled, offline
     batch = ds.float_batch(slice(0, 64))       # float32 in [0, 1], 64 x 1 x 28 x 28
 
-Datasets: ``mnist``, ``mnist5k`` (bundled), ``svhn``, ``celeba``, ``cifar10``, ``moons`` (generated).
+Datasets: ``mnist``, ``mnist5k`` (bundled), ``svhn``, ``celeba``, ``cifar10``, ``moons`` and ``sprites`` (generated),
+``dsprites`` (a local copy of the real file).
 Where files are looked for and how they are downloaded: :mod:`vaezoo.data.sources`.
 """
 

@@ -31,6 +31,8 @@ class DatasetInfo:
     likelihood: str  # default decoder likelihood: "bernoulli" | "gaussian"
     classes: tuple[str, ...]  # label names, () when the dataset has no labels
     citation: str  # short source + licence text
+    factors: tuple[str, ...] = ()  # ground-truth factor names (sprites), () when the dataset has none
+    factor_sizes: tuple[int, ...] = ()  # how many values each factor takes
 
     @property
     def num_classes(self) -> int:
@@ -42,7 +44,8 @@ class Dataset:
     """One split of a dataset held in memory (or memory-mapped).
 
     ``x`` is uint8 ``N x C x H x W`` for images and float32 ``N x D`` for vectors; ``y`` is int64
-    ``N`` labels, or ``None`` for unlabelled data (CelebA).
+    ``N`` labels, or ``None`` for unlabelled data (CelebA). Datasets with ground-truth factors (sprites)
+    also carry ``factors`` (int64 ``N x K`` class indices) and ``factor_values`` (float64 ``N x K``).
     """
 
     name: str
@@ -50,6 +53,8 @@ class Dataset:
     x: np.ndarray
     y: np.ndarray | None
     info: DatasetInfo
+    factors: np.ndarray | None = None
+    factor_values: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.x.shape[1:] != self.info.shape:
@@ -59,6 +64,10 @@ class Dataset:
             )
         if self.y is not None and len(self.y) != len(self.x):
             raise DataError(f"{self.name}/{self.split}: {len(self.x)} examples but {len(self.y)} labels")
+        for arr in (self.factors, self.factor_values):
+            if arr is not None and arr.shape != (len(self.x), len(self.info.factors)):
+                raise DataError(f"{self.name}/{self.split}: factors of shape {arr.shape} for {len(self.x)} examples "
+                                f"of {len(self.info.factors)} factors")
 
     def __len__(self) -> int:
         return int(self.x.shape[0])

@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from vaezoo.data import celeba, cifar10, mnist, mnist5k, moons, svhn
+from vaezoo.data import celeba, cifar10, mnist, mnist5k, moons, sprites, svhn
 from vaezoo.data.base import DataError, Dataset, DatasetInfo, check_split
 from vaezoo.data.sources import Location
 
 DATASETS: dict[str, DatasetInfo] = {
-    m.INFO.name: m.INFO for m in (mnist, mnist5k, svhn, celeba, cifar10, moons)
+    info.name: info for info in (mnist.INFO, mnist5k.INFO, svhn.INFO, celeba.INFO, cifar10.INFO, moons.INFO,
+                                 sprites.INFO, sprites.REAL_INFO)
 }
 
-_FILE_LOADERS = {"mnist": mnist.load, "svhn": svhn.load, "celeba": celeba.load, "cifar10": cifar10.load}
+_FILE_LOADERS = {"mnist": mnist.load, "svhn": svhn.load, "celeba": celeba.load, "cifar10": cifar10.load,
+                 "dsprites": sprites.load_real}
 
 
 def load_dataset(
@@ -27,7 +29,8 @@ def load_dataset(
 ) -> Dataset:
     """Load one split (``"train"``, ``"val"`` or ``"test"``) of dataset ``name``.
 
-    * ``mnist5k`` is bundled and ``moons`` is generated: they need no files.
+    * ``mnist5k`` is bundled, ``moons`` and ``sprites`` are generated: they need no files. ``dsprites`` is
+      read from a local copy only (it is never downloaded).
     * The other datasets are read from ``<data_dir>/<name>/`` or ``<data_dir>/`` (``data_dir``
       defaults to ``$VAEZOO_DATA``, else ``~/.cache/vaezoo/data``); missing files are downloaded
       into ``<data_dir>/<name>/`` when ``download`` is true, from ``mirror`` (a base URL or a list of
@@ -44,5 +47,7 @@ def load_dataset(
         return mnist5k.load(split)
     if name == "moons":
         return moons.load(split)
+    if name == "sprites":
+        return sprites.load(split)
     loc = Location.for_dataset(name, data_dir, download=download, mirror=mirror, progress=progress)
     return _FILE_LOADERS[name](split, loc)

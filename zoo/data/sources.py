@@ -104,6 +104,7 @@ SOURCES: dict[str, dict[str, Resource]] = {
 
 # What a user must do to get a dataset whose files are missing and cannot be downloaded.
 HOW_TO_GET = {
+    "dsprites": "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz from https://github.com/deepmind/dsprites-dataset (never downloaded)",
     "mnist": "the four IDX files from http://yann.lecun.com/exdb/mnist/",
     "svhn": "train_32x32.mat and test_32x32.mat from http://ufldl.stanford.edu/housenumbers/",
     "cifar10": "cifar-10-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html",

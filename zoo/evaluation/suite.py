@@ -11,6 +11,11 @@
     nll      importance-sampled -log p(x) (likelihood.py) of the recipe's eval.max_examples validation digits with
              eval.nll_samples samples each (the numbers training records), noise from ``seed``
     error    the classifier's error rate on labelled data (models with a classifier; `evaluate --data`)
+    mig, factor-score, dci
+             disentanglement (disentanglement.py) of the posterior means (representation space z) of the first
+             ``samples`` validation examples of a dataset with ground-truth factors (sprites, dsprites):
+             MIG with BINS bins, the FactorVAE score with votes of VOTE_BATCH examples (VOTES training and
+             VOTES evaluation votes, seeded), DCI from boosted stumps on the first 80 % (scored on the rest)
 
 Everything runs through the pipeline (ONNX Runtime when the graphs exist, no torch) and the FID classifier's
 ONNX graph. ``record`` adds the results to the checkpoint's metrics.json under "evaluation" and refreshes
@@ -29,7 +34,12 @@ from vaezoo.errors import UsageError
 from vaezoo.evaluation import metrics as M
 from vaezoo.evaluation.regions import check_unconditional, dataset_images, encode_all, in_batches, log_prior, region_latents
 
-METRICS = ("fid", "fid-lp", "skl", "leakage", "nll", "error")
+METRICS = ("fid", "fid-lp", "skl", "leakage", "nll", "error", "mig", "factor-score", "dci")
+FACTOR_METRICS = ("mig", "factor-score", "dci")   # need the dataset's ground-truth factors
+BINS = 20          # MIG's histogram bins (disentanglement_lib's)
+VOTE_BATCH = 64    # FactorVAE score: examples per vote (Kim & Mnih's L)
+VOTES = 800        # training votes, and as many evaluation votes (REFERENCE's 800; disentanglement_lib 10,000 / 5,000)
+PRUNE = 0.05       # FactorVAE score: code dims with a variance below this are collapsed (disentanglement_lib's)
 LEVELS = (0.01, 0.05, 0.1, 0.25, 0.5)   # prior-mass levels of the leakage curve
 
 
@@ -62,6 +72,14 @@ def check_applies(pipe, names: list[str], proto: Protocol | None = None) -> None
         from vaezoo.evaluation.likelihood import check_nll
 
         check_nll(pipe)
+    factor_metrics = [m for m in names if m in FACTOR_METRICS]
+    if factor_metrics:
+        from vaezoo.data import DATASETS
+
+        name = pipe.config["recipe"]["data"]["name"]
+        if not DATASETS[name].factors:
+            raise UsageError(f"{factor_metrics[0]} needs a dataset with ground-truth factors (sprites, dsprites); "
+                             f"{pipe.id} was trained on {name}, which has none")
     if "error" in names:
         if not pipe.has_classifier():
             raise UsageError(f"error needs a model with a classifier; {pipe.id} has none")
@@ -138,11 +156,48 @@ def run(pipe, names: list[str], proto: Protocol, *, offline: bool = False, error
                       "protocol": {"data": val_desc, "examples": len(x), "K": k_nll, "seed": seed,
                                    "unit": "nats per example, summed over pixels",
                                    "estimator": "-log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x), z_k ~ q(z|x)"}}
+    if set(FACTOR_METRICS) & set(names):
+        out.update(_disentanglement(pipe, names, n, seed))
     if "error" in names:
         res = error_fn()
         out["error"] = {"value": res["error_rate"],
                         "protocol": {"data": res["data"], "examples": res["examples"], "cross_entropy": res["cross_entropy"],
                                      "rule": res["protocol"]}}
+    return out
+
+
+def _disentanglement(pipe, names: list[str], n: int, seed: int) -> dict:
+    """mig / factor-score / dci of the posterior means of the first n validation examples."""
+    from vaezoo.data import load_dataset
+    from vaezoo.evaluation import disentanglement as D
+
+    name = pipe.config["recipe"]["data"]["name"]
+    ds = load_dataset(name, "val")
+    n = min(n, len(ds))
+    codes = encode_all(pipe, ds.float_batch(slice(0, n)))[0]
+    factors = ds.factors[:n]
+    base = {"data": f"{name}:val, the first {n} of {len(ds)} examples",
+            "codes": f"posterior means of q(z|x), {codes.shape[1]} dims (representation space z)",
+            "factors": ", ".join(f"{f} ({k})" for f, k in zip(ds.info.factors, ds.info.factor_sizes))}
+    out: dict = {}
+    if "mig" in names:
+        res = D.mig(codes, factors, BINS)
+        out["mig"] = {"value": res["value"], "per_factor": dict(zip(ds.info.factors, res["per_factor"])),
+                      "protocol": {**base, "bins": f"{BINS} equal-width bins per code dim",
+                                   "definition": "mean over factors of (top-1 - top-2 MI with a code dim) / H(factor)"}}
+    if "factor-score" in names:
+        res = D.factor_score(codes, factors, batch=VOTE_BATCH, train_votes=VOTES, eval_votes=VOTES, prune=PRUNE, seed=seed)
+        out["factor-score"] = {"value": res["value"], "train_accuracy": res["train_accuracy"],
+                               "protocol": {**base, "L": VOTE_BATCH, "votes": f"{VOTES} training + {VOTES} evaluation",
+                                            "seed": seed, "active_dims": f"{res['active_dims']} (variance >= {PRUNE})",
+                                            "draws": f"each vote fixes one factor value and takes {VOTE_BATCH} of these examples"}}
+    if "dci" in names:
+        res = D.dci(codes, factors)
+        out["dci"] = {"value": res["value"], "informativeness_per_factor": dict(zip(ds.info.factors, res["informativeness_per_factor"])),
+                      "protocol": {**base, "split": "first 80 % fit, last 20 % score informativeness",
+                                   "regressor": "numpy gradient-boosted stumps on each factor's class index, 200 rounds, "
+                                                "rate 0.2 (not disentanglement_lib's sklearn GBT classifier)",
+                                   "informativeness": "held-out accuracy of the rounded prediction"}}
     return out
 
 
