@@ -20,28 +20,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 
 def train_run(seed: int, out: Path, steps: int | None, nll_samples: int | None) -> Path:
-    import torch
-
     from vaezoo.recipes import resolve
-    from vaezoo.train.trainer import train
+    from vaezoo.train.trainer import train_once
 
     folder = out / (f"cvae-mnist5k-seed{seed}" + ("" if steps is None else f"-steps{steps}"))
-    if not (folder / "metrics.json").is_file():
-        over = {"train": {"seed": seed, **({"steps": steps} if steps else {})}}
-        if nll_samples:
-            over["eval"] = {"nll_samples": nll_samples}
-        rec = resolve("cvae-mnist5k", over)
-        t = time.time()
-        print(f"training cvae-mnist5k seed {seed} ({rec['train']['steps']} steps) -> {folder}", file=sys.stderr, flush=True)
-        train(rec, folder, device="cpu", force=True, progress=False, threads=torch.get_num_threads())
-        print(f"  done in {time.time() - t:.0f}s", file=sys.stderr, flush=True)
+    over = {"train": {"seed": seed, **({"steps": steps} if steps else {})}}
+    if nll_samples:
+        over["eval"] = {"nll_samples": nll_samples}
+    train_once(resolve("cvae-mnist5k", over), folder, what=f"cvae-mnist5k seed {seed}", device="cpu")
     return folder
 
 

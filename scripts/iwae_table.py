@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import time
 from pathlib import Path
 
 # Burda et al. 2016, Table 1, MNIST, one stochastic layer: test NLL and active units, by the training k.
@@ -59,27 +57,19 @@ def active_units(folder: Path, dataset: str, examples: int, data_dir: str | None
 
 
 def run_one(k: int, dataset: str, seed: int, args) -> dict:
-    import torch
 
     from vaezoo.recipes import resolve
-    from vaezoo.train.trainer import train
+    from vaezoo.train.trainer import train_once
 
     family = "vae" if k == 1 else "iwae"
     model_id = f"{family}-{dataset}"
     name = f"{model_id}-k{k}-seed{seed}" + ("" if args.steps is None else f"-steps{args.steps}") + f"-K{args.nll_samples}"
     folder = args.out / name
-    done = folder / "metrics.json"
-    if not done.is_file():
-        over = {"train": {"seed": seed, **({"steps": args.steps} if args.steps else {})},
-                "eval": {"nll_samples": args.nll_samples}}
-        if k > 1:
-            over["objective"] = {"k": k}
-        rec = resolve(model_id, over)
-        t = time.time()
-        print(f"training {model_id} k={k} seed {seed} ({rec['train']['steps']} steps) -> {folder}", file=sys.stderr, flush=True)
-        train(rec, folder, device="auto", force=True, progress=False, data_dir=args.data_dir, threads=torch.get_num_threads())
-        print(f"  done in {time.time() - t:.0f}s", file=sys.stderr, flush=True)
-    m = json.loads(done.read_text())
+    over = {"train": {"seed": seed, **({"steps": args.steps} if args.steps else {})},
+            "eval": {"nll_samples": args.nll_samples}}
+    if k > 1:
+        over["objective"] = {"k": k}
+    m = train_once(resolve(model_id, over), folder, what=f"{model_id} k={k} seed {seed}", data_dir=args.data_dir)
     val, tr = m["validation"], m["train"]
     images_per_s = tr["steps"] * tr["batch_size"] / tr["seconds"]
     return {"id": model_id, "k": k, "seed": seed, "steps": tr["steps"], "batch_size": tr["batch_size"],

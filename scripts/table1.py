@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
-import time
 from pathlib import Path
 
 PAPER = {  # Table 1, test error %, mean (std)
@@ -42,26 +40,18 @@ PAPER_NETS = {"m2": {"model": {"classifier_backbone": "mlp", "classifier_hidden"
 def run_one(family: str, n: int, dataset: str, seed: int, steps: int | None, out: Path, nll: int,
             paper_nets: bool = False, weighting: str | None = None) -> dict:
     from vaezoo.recipes import resolve
-    import torch
 
-    from vaezoo.train.trainer import train
+    from vaezoo.train.trainer import train_once
 
     model_id = f"{family}-{n}-{dataset}"
     folder = out / (f"{model_id}-seed{seed}" + ("" if steps is None else f"-steps{steps}") + ("-paper-nets" if paper_nets else "")
                   + (f"-{weighting}" if weighting else ""))
-    done = folder / "metrics.json"
-    if not done.is_file():
-        over = {"train": {"seed": seed, **({"steps": steps} if steps else {})}, "eval": {"nll_samples": nll}}
-        if paper_nets:
-            over.update(PAPER_NETS[family])
-        if weighting:   # "sum": the paper's J^alpha / N; the recipes' "batch" is ours
-            over["objective"] = {**over.get("objective", {}), "weighting": weighting}
-        rec = resolve(model_id, over)
-        t = time.time()
-        print(f"training {model_id} seed {seed} ({rec['train']['steps']} steps) -> {folder}", file=sys.stderr, flush=True)
-        train(rec, folder, device="auto", force=True, progress=False, threads=torch.get_num_threads())  # keep the --threads setting
-        print(f"  done in {time.time() - t:.0f}s", file=sys.stderr, flush=True)
-    m = json.loads(done.read_text())
+    over = {"train": {"seed": seed, **({"steps": steps} if steps else {})}, "eval": {"nll_samples": nll}}
+    if paper_nets:
+        over.update(PAPER_NETS[family])
+    if weighting:   # "sum": the paper's J^alpha / N; the recipes' "batch" is ours
+        over["objective"] = {**over.get("objective", {}), "weighting": weighting}
+    m = train_once(resolve(model_id, over), folder, what=f"{model_id} seed {seed}")
     return {"id": model_id, "seed": seed, "error": 100 * m["validation"]["error_rate"],
             "cross_entropy": m["validation"]["cross_entropy"], "examples": m["validation"]["examples"],
             "labelled": m["labels"]["labelled"], "seconds": m["train"]["seconds"], "steps": m["train"]["steps"]}

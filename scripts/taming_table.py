@@ -32,8 +32,6 @@ import argparse
 import json
 import math
 import statistics
-import sys
-import time
 from pathlib import Path
 
 SEED_TABLE = {  # the slides' "Numerical comparison": marginal KL, reconstruction loss
@@ -117,22 +115,14 @@ def write_montage(results: list[dict], fams: list[str], seed: int, path: Path) -
 
 
 def run_one(family: str, dataset: str, seed: int, steps: int | None, out: Path, args) -> dict:
-    import torch
 
     from vaezoo.recipes import resolve
-    from vaezoo.train.trainer import train
+    from vaezoo.train.trainer import train_once
 
     model_id = f"{family}-{dataset}"
     folder = out / (f"{model_id}-seed{seed}" + ("" if steps is None else f"-steps{steps}"))
-    done = folder / "metrics.json"
-    if not done.is_file():
-        over = {"train": {"seed": seed, **({"steps": steps} if steps else {})}, "eval": {"nll_samples": args.nll_samples}}
-        rec = resolve(model_id, over)
-        t = time.time()
-        print(f"training {model_id} seed {seed} ({rec['train']['steps']} steps) -> {folder}", file=sys.stderr, flush=True)
-        train(rec, folder, device="auto", force=True, progress=False, data_dir=args.data_dir, threads=torch.get_num_threads())
-        print(f"  done in {time.time() - t:.0f}s", file=sys.stderr, flush=True)
-    m = json.loads(done.read_text())
+    over = {"train": {"seed": seed, **({"steps": steps} if steps else {})}, "eval": {"nll_samples": args.nll_samples}}
+    m = train_once(resolve(model_id, over), folder, what=f"{model_id} seed {seed}", data_dir=args.data_dir)
     res = {"id": model_id, "family": family, "seed": seed, "steps": m["train"]["steps"], "recon_nats": m["validation"]["recon"],
            "kl": m["validation"]["kl"], **evaluate(folder, dataset, args.examples, args.draws, args.data_dir),
            "grids": write_grids(folder, dataset, args.data_dir)}

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -42,22 +40,15 @@ def train_model(kind: str, steps: int | None, seed: int, labels: int, out: Path,
     """Train M2 or Untapped on the experiment's data; ``inverted``: overrides of the recipe's inverted bound,
     ``tag``: Untapped's folder suffix for them."""
     from vaezoo.recipes import resolve
-    import torch
-
-    from vaezoo.train.trainer import train
+    from vaezoo.train.trainer import train_once
 
     folder = out / (f"{kind}-seed{seed}-L{labels}" + ("" if steps is None else f"-steps{steps}") + ("" if kind == "m2" else tag))
-    if (folder / "metrics.json").is_file():
-        return folder
     over = {"train": {"seed": seed, **({"steps": steps} if steps else {})}, "eval": {"nll_samples": 0},
             "data": {"labels": labels, "labelled_classes": [0, 1, 2, 3, 4]}}
     over["objective"] = {"name": "m2"} if kind == "m2" else inverted
     rec = resolve("untapped-mnist5k", over)
     rec["id"] = f"{kind}-0to4-mnist5k"
-    t = time.time()
-    print(f"training {kind} seed {seed} ({rec['train']['steps']} steps) -> {folder}", file=sys.stderr, flush=True)
-    train(rec, folder, device="auto", force=True, progress=False, threads=torch.get_num_threads())  # keep the --threads setting
-    print(f"  done in {time.time() - t:.0f}s", file=sys.stderr, flush=True)
+    train_once(rec, folder, what=f"{kind} seed {seed}")
     return folder
 
 

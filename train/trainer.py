@@ -366,3 +366,18 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
     score = f"-ELBO {val['neg_elbo']:.2f}" if "neg_elbo" in val else f"error {100 * val['error_rate']:.2f}%"  # a classifier has no ELBO
     log(f"wrote {out} ({nll}{score}) in {seconds:.0f}s")
     return metrics
+
+
+def train_once(recipe: dict, out: Path, *, what: str | None = None, device: str = "auto", data_dir: str | None = None) -> dict:
+    """metrics.json of the finished run in ``out``, trained first (from scratch, torch's current thread setting)
+    when there is none: how the experiment scripts reuse their finished runs. ``what`` names the run in the
+    progress lines (default: the recipe's id)."""
+    import sys
+
+    done = Path(out) / METRICS
+    if not done.is_file():
+        t = time.time()
+        print(f"training {what or recipe['id']} ({recipe['train']['steps']} steps) -> {out}", file=sys.stderr, flush=True)
+        train(recipe, out, device=device, force=True, progress=False, data_dir=data_dir, threads=torch.get_num_threads())
+        print(f"  done in {time.time() - t:.0f}s", file=sys.stderr, flush=True)
+    return json.loads(done.read_text())
