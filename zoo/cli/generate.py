@@ -8,7 +8,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from vaezoo.cli.app import app
-from vaezoo.cli.options import (Backend, BackendOpt, DeviceOpt, ForceOpt, JsonOpt, ModelArg, NrowOpt, OfflineOpt, OutputOpt, PoolOpt,
+from vaezoo.cli.options import (Backend, BackendOpt, ClassOpt, DeviceOpt, ForceOpt, JsonOpt, ModelArg, NrowOpt, OfflineOpt, OutputOpt, PoolOpt,
                                 RegionOpt, SeedOpt, Space, SpaceOpt, StepsOpt, TemperatureOpt, emit, require_output)
 
 
@@ -42,7 +42,7 @@ def sample(
     n: Annotated[int, typer.Option("-n", "--num", min=1, help="Number of samples.")] = 64,
     seed: SeedOpt = 0,
     temperature: TemperatureOpt = 1.0,
-    label: Annotated[Optional[str], typer.Option("--label", help="Conditional models: the class to generate (default: cycle through the classes).")] = None,
+    label: ClassOpt = None,
     canvas_steps: Annotated[bool, typer.Option("--canvas-steps", help="Models that draw in T steps (DRAW): the canvas after each step, one row of T images per sample.")] = False,
     region: RegionOpt = None,
     pool: PoolOpt = 10,

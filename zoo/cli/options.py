@@ -132,8 +132,8 @@ SeedOpt = Annotated[int, typer.Option(
 NrowOpt = Annotated[Optional[int], typer.Option("--nrow", min=1, help="Images per row in a PNG grid.")]
 TemperatureOpt = Annotated[float, typer.Option("--temperature", "-t", min=0.0, help="Scale of the generation-space noise (the prior draws).")]
 ClassOpt = Annotated[Optional[str], typer.Option(
-    "--label", help="Conditional models (cdraw, cvae-label): the class every input is encoded under "
-    "(default: the model's own prediction, for models that have a classifier).")]
+    "--label", help="Conditional models: the class to generate (sample; default: cycle through the classes), or "
+    "the class every input is encoded under (encode, reconstruct; default: the model's own prediction, where it has a classifier).")]
 SpaceOpt = Annotated[Space, typer.Option("--space", help="representation (z, as encoded) or generation (eps = g(z), dp models).")]
 StepsOpt = Annotated[int, typer.Option(
     "--steps", min=2, help="Images along each row, both ends included: values per swept dimension (traverse), points on each path (interpolate).")]

@@ -18,7 +18,6 @@ passed explicitly, so they can change within one process.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
