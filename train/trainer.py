@@ -14,6 +14,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -372,8 +373,6 @@ def train_once(recipe: dict, out: Path, *, what: str | None = None, device: str 
     """metrics.json of the finished run in ``out``, trained first (from scratch, torch's current thread setting)
     when there is none: how the experiment scripts reuse their finished runs. ``what`` names the run in the
     progress lines (default: the recipe's id)."""
-    import sys
-
     done = Path(out) / METRICS
     if not done.is_file():
         t = time.time()

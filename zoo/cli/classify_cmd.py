@@ -258,7 +258,6 @@ def evaluate(
             shown = ", ".join(f"{r['level']:g}: {r['leakage']:.3f}" for r in value)
         else:   # a number, or named numbers (dci)
             shown = ", ".join(f"{k} {v:.4g}" for k, v in value.items()) if isinstance(value, dict) else f"{value:.4g}"
-
         lines.append(f"{name:<8} {shown}   [" + "; ".join(f"{key} {val}" for key, val in res["protocol"].items()) + "]")
     emit(summary, as_json, "\n".join(lines))
 

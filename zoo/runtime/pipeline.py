@@ -296,23 +296,26 @@ class Pipeline:
         space='generation', mu is mapped through the flow."""
         if space not in ("representation", "generation"):
             raise UsageError("--space must be 'representation' or 'generation'")
-        self.no_completion()
-        x = self.check_inputs(x)
-        if label is not None and not self.conditional:
-            raise UsageError(f"--label is for conditional models; {self.id} encodes without one")
-        if self.conditional:
-            mu, logvar = self.backend.run("encoder", x, self.onehot(self.condition(x, label)))
-        else:
-            mu, logvar = self.backend.run("encoder", x)
+        mu, logvar, _ = self._posterior(x, label)
         if space == "generation":
             mu = self.to_generation(mu)
         return mu, logvar
 
+    def _posterior(self, x: np.ndarray, label=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(mu, logvar, y): q(z|x), and for conditional models the classes y it was taken under (else None),
+        so that reconstruct decodes under the same y without classifying twice."""
+        self.no_completion()
+        x = self.check_inputs(x)
+        if label is not None and not self.conditional:
+            raise UsageError(f"--label is for conditional models; {self.id} encodes without one")
+        if not self.conditional:
+            return (*self.backend.run("encoder", x), None)
+        y = self.condition(x, label)
+        return (*self.backend.run("encoder", x, self.onehot(y)), y)
+
     def reconstruct(self, x: np.ndarray, label=None) -> np.ndarray:
-        mu, _ = self.encode(x, label=label)
-        if self.conditional:
-            return self.decode(mu, self.condition(self.check_inputs(x), label))
-        return self.decode(mu)
+        mu, _, y = self._posterior(x, label)
+        return self.decode(mu) if y is None else self.decode(mu, y)
 
     def traverse_batches(self, x: np.ndarray | None = None, seed: int = 0, dims: list[int] | None = None,
                          steps: int = 9, span: float = 2.5, batch: int = BATCH) -> tuple[int, Iterator[np.ndarray]]:

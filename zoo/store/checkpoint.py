@@ -9,8 +9,9 @@
 Trust: config.json lists every other file of the checkpoint (except the editable README.md) with its
 size and SHA-256 under "files"; loading verifies the files it reads against that manifest, so a tampered
 or truncated file is refused. config.json vouches for itself too: "config_sha256" is the SHA-256 of its
-other settings (:func:`config_digest`), so an edited recipe, label list or input shape is refused as well. Only the names accepted by :func:`is_allowed_name` are ever listed, read
-or downloaded: plain JSON, Markdown, safetensors and ONNX files, never pickles or code.
+other settings (:func:`config_digest`), so an edited recipe, label list or input shape is refused as well.
+Only the names accepted by :func:`is_allowed_name` are ever listed, read or downloaded: plain JSON,
+Markdown, safetensors and ONNX files, never pickles or code.
 """
 
 from __future__ import annotations
