@@ -6,6 +6,11 @@ bundled ``m2-mnist5k``'s q(y|x), 3.8 % error on mnist5k's held-out digits) label
 samples read as the class asked for, per class and overall (chance: 10 %). The classifier's own error bounds
 what this can show: a perfect generator would score about 96 %.
 
+Also the spread within a class, to see a collapsed latent (one template per class scores well on the share):
+``diversity`` = the mean distance between two samples of the same class (RMS over pixels, averaged over the
+classes), divided by the same for the model's held-out digits of that class (up to --per-class each): 1 means
+as varied as real digits, 0 one image per class.
+
     python scripts/conditional_labels.py cdraw-mnist5k --per-class 100
     python scripts/conditional_labels.py path/to/checkpoint --classifier m2-mnist5k --json
 
@@ -20,13 +25,28 @@ import json
 import numpy as np
 
 
-def label_rates(model, classifier, per_class: int, seed: int) -> dict:
-    """{label: share of its samples the classifier reads as that label}, and "overall"."""
-    shares = {}
+def mean_pair_distance(x: np.ndarray) -> float:
+    """Mean RMS pixel distance over the pairs of rows of x, from the Gram matrix."""
+    f = x.reshape(len(x), -1).astype(np.float64)
+    sq = (f * f).sum(1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * f @ f.T, 0) / f.shape[1]
+    n = len(f)
+    return float(np.sqrt(d2)[~np.eye(n, dtype=bool)].mean())
+
+
+def label_rates(model, classifier, per_class: int, seed: int, real=None) -> dict:
+    """{label: share of its samples the classifier reads as that label}, "overall", and with ``real`` ((x, y)
+    held-out digits) the "diversity" of the samples against theirs."""
+    shares, spread = {}, []
     for k, name in enumerate(model.labels):
         x = model.sample(per_class, seed=seed + k, label=k)
         shares[name] = float((classifier.classify_logits(x).argmax(1) == k).mean())
-    return {"per_class": shares, "overall": float(np.mean(list(shares.values())))}
+        if real is not None and per_class > 1:
+            spread.append(mean_pair_distance(x) / mean_pair_distance(real[0][real[1] == k][:per_class]))
+    res = {"per_class": shares, "overall": float(np.mean(list(shares.values())))}
+    if spread:
+        res["diversity"] = float(np.mean(spread))
+    return res
 
 
 def main(argv=None) -> int:
@@ -47,7 +67,10 @@ def main(argv=None) -> int:
     if not judge.has_classifier() or judge.labels != model.labels:
         raise SystemExit(f"error: {judge.id} cannot judge {model.id}'s classes")
     try:
-        res = label_rates(model, judge, args.per_class, args.seed)
+        from vaezoo.data import load_dataset
+
+        val = load_dataset(model.config["recipe"]["data"]["name"], "val")
+        res = label_rates(model, judge, args.per_class, args.seed, (val.float_batch(slice(None)), val.y))
     except UsageError as exc:
         raise SystemExit(f"error: {exc}") from None
     res.update(model=model.id, classifier=judge.id, per_class_samples=args.per_class, seed=args.seed)
@@ -56,6 +79,9 @@ def main(argv=None) -> int:
     else:
         print(f"{model.id}: share of {args.per_class} samples per class that {judge.id} reads as the class asked for")
         print(" ".join(f"{k}:{v:.2f}" for k, v in res["per_class"].items()), f"| overall {res['overall']:.3f} (chance 0.100)")
+        if "diversity" in res:
+            print(f"diversity {res['diversity']:.3f} (mean distance between same-class samples / between same-class "
+                  "held-out digits: 1 = as varied as real digits, 0 = one image per class)")
     return 0
 
 

@@ -39,7 +39,7 @@ def test_every_family_declares_its_facts():
     assert pub["m2-100"].budget == 100 and pub["m2-100"].variant is None
     assert [p for p, _ in pub["dp-tc"].papers] == [fams["tc"].paper, families.variants()["dp"].paper]
     assert resolve("dp-factor-mnist5k")["prior"]["kind"] == "flow" and resolve("factor-mnist5k")["prior"]["kind"] == "standard"
-    assert families.names_with("classifier") == ["m2", "m1", "m1m2", "untapped"]
+    assert families.names_with("classifier") == ["m2", "m1", "m1m2", "untapped", "m2-cgan"]
 
 
 @pytest.mark.parametrize("name", [n for n, p in families.published().items() if p.budget is None and p.variant is None])

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -136,7 +137,7 @@ def test_conditional_labels_agrees_with_sample_and_classify(tmp_path):
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     assert list(res["per_class"]) == [str(k) for k in range(10)] and res["classifier"] == "m2-mnist5k"
-    assert abs(res["overall"] - sum(res["per_class"].values()) / 10) < 1e-9
+    assert abs(res["overall"] - sum(res["per_class"].values()) / 10) < 1e-9 and 0 < res["diversity"]
     s = tmp_path / "threes.npy"   # class 3's noise comes from seed 10 + 3
     assert run_cli("sample", str(folder), "-n", "5", "--label", "3", "--seed", "13", "--backend", "torch", "-o", str(s)).returncode == 0
     c = run_cli("classify", "m2-mnist5k", str(s), "-o", str(tmp_path / "c.csv"))
@@ -145,6 +146,14 @@ def test_conditional_labels_agrees_with_sample_and_classify(tmp_path):
     assert res["per_class"]["3"] == labels.count("3") / 5
     r = _run("conditional_labels.py", "vae-mnist5k")
     assert r.returncode != 0 and "is not label-conditional" in r.stderr
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("conditional_labels", REPO / "scripts" / "conditional_labels.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    a = np.zeros((3, 1, 2, 2))
+    a[1] += 1.0                                   # pairs at RMS distance 1, 1 and 0
+    assert mod.mean_pair_distance(a) == pytest.approx(2 / 3) and mod.mean_pair_distance(np.ones((4, 5))) == 0
 
 
 def test_iwae_table_prints_k_rows_beside_the_paper(tmp_path):

@@ -9,8 +9,9 @@ recipe settings (model, prior, objective, data, train, eval), under these keys:
     completion     decoder(z, kept, mask) and encoder(x, kept, mask): completes half images (vaezoo.completion)
     classifier_reads  what q(y|x) reads when it is not the pixels (for the cards)
     disentangling  its objective pushes towards factorised latents (the cards say what that promises)
-    adversarial    its decoder is trained against a discriminator, not on the pixel likelihood (the cards say
-                   what that means for its ELBO and NLL)
+    adversarial    its decoder is trained against a discriminator: "features" (on the discriminator's features
+                   instead of the pixel likelihood: VAE-GAN) or "added" (a GAN term added to the bound: the
+                   conditional GANs); the cards say what that means for its ELBO and NLL
     label_budgets  also published as <family>-<budget> with data.labels = budget
     variants       e.g. ["dp"]: also published as dp-<family>, with the [variants.dp] table applied
     datasets       where it is published (default: [defaults].datasets)
@@ -71,7 +72,7 @@ class Family:
     classifier: bool
     classifier_reads: str
     disentangling: bool
-    adversarial: bool
+    adversarial: str                 # "", "features" or "added"
     label_budgets: tuple[int, ...]
     variants: tuple[str, ...]
     datasets: tuple[str, ...]
@@ -131,7 +132,7 @@ def families() -> dict[str, Family]:
             classifier=bool(table.get("classifier", False)),
             classifier_reads=str(table.get("classifier_reads", "")),
             disentangling=bool(table.get("disentangling", False)),
-            adversarial=bool(table.get("adversarial", False)),
+            adversarial=_adversarial(table.get("adversarial", ""), name),
             label_budgets=tuple(int(b) for b in table.get("label_budgets", [])),
             variants=tuple(table.get("variants", [])),
             datasets=tuple(table.get("datasets", base["defaults"]["datasets"])),
@@ -139,6 +140,15 @@ def families() -> dict[str, Family]:
             per_dataset=dict(table.get("per_dataset", {})),
         )
     return out
+
+
+ADVERSARIAL = ("", "features", "added")
+
+
+def _adversarial(value, name: str) -> str:
+    if value not in ADVERSARIAL:
+        raise VaezooError(f"base.toml [families.{name}] adversarial = {value!r}: use \"features\" or \"added\" (or leave it out)")
+    return value
 
 
 @lru_cache(maxsize=1)

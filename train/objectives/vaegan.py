@@ -26,35 +26,10 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch import nn
 
 from vaezoo.errors import UsageError
-from vaezoo.models.nets import ACTIVATIONS, conv_stack
+from vaezoo.train.objectives.adversarial import build_discriminator
 from vaezoo.train.objectives.base import Auxiliary, Objective, register_objective
-
-
-class Discriminator(nn.Module):
-    """The conv encoder's stack (stride-2 convs, then a fully connected layer) with one logit on top.
-    ``forward(x, layer)`` returns (logits (B,), the flattened output of layer ``layer`` (1-based: the
-    convolutions, then the fully connected layer))."""
-
-    def __init__(self, shape, channels, hidden, act):
-        super().__init__()
-        self.body = conv_stack(shape, channels, hidden, act)
-        self.head = nn.Linear(hidden, 1)
-        self.layer_ends = [i for i, m in enumerate(self.body) if isinstance(m, (nn.ReLU, nn.LeakyReLU))]
-
-    @property
-    def layers(self) -> int:
-        return len(self.layer_ends)
-
-    def forward(self, x, layer: int):
-        feats, h = None, x
-        for i, mod in enumerate(self.body):
-            h = mod(h)
-            if i == self.layer_ends[layer - 1]:
-                feats = h.flatten(1)
-        return self.head(h).squeeze(1), feats
 
 
 def _bce(logits, real: bool):
@@ -67,24 +42,15 @@ class VAEGAN(Objective):
 
     def __init__(self, recipe, dataset_size):
         super().__init__(recipe, dataset_size)
-        from vaezoo.data import DATASETS
-
         cfg, where = self.cfg, f"recipe {recipe.get('id', '?')!r}"
-        shape = tuple(DATASETS[recipe["data"]["name"]].shape)
-        channels = list(cfg["disc_channels"])
-        if len(shape) != 3 or shape[1] != shape[2] or shape[1] % 2 ** len(channels):
-            raise UsageError(f"{where}: the discriminator's {len(channels)} stride-2 layers (objective.disc_channels) "
-                             f"do not fit images of shape {shape}")
         self.gamma = float(cfg["gamma"])
         if not self.gamma > 0:
             raise UsageError(f"{where}: objective.gamma (the decoder's weight on L_rec) must be > 0, not {cfg['gamma']!r}")
-        if cfg["disc_activation"] not in ACTIVATIONS:
-            raise UsageError(f"{where}: objective.disc_activation must be one of {', '.join(ACTIVATIONS)}, not {cfg['disc_activation']!r}")
-        self.disc = Discriminator(shape, channels, int(cfg["disc_hidden"]), cfg["disc_activation"])
+        self.disc = build_discriminator(recipe)
         self.layer = cfg["feature_layer"]
         if isinstance(self.layer, bool) or not isinstance(self.layer, int) or not 1 <= self.layer <= self.disc.layers:
             raise UsageError(f"{where}: objective.feature_layer must be an integer from 1 to {self.disc.layers} (the "
-                             f"discriminator's {len(channels)} conv layers, then its fully connected one), not {self.layer!r}")
+                             f"discriminator's {self.disc.layers - 1} conv layers, then its fully connected one), not {self.layer!r}")
         if not float(cfg["feature_sigma"]) > 0:
             raise UsageError(f"{where}: objective.feature_sigma (L_rec's standard deviation) must be > 0, not {cfg['feature_sigma']!r}")
         self.var = float(cfg["feature_sigma"]) ** 2

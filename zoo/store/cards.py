@@ -452,11 +452,17 @@ def _limitations(config: dict) -> list[str]:
     if ds == "celeba":
         lines.append("- Trained on celebrity faces: do not use it to identify people or infer personal attributes; "
                      "it inherits the demographic biases of CelebA.")
-    if _has(recipe, "adversarial"):
+    pub = _family(recipe)
+    adversarial = pub.family.adversarial if pub else ""
+    if adversarial == "features":
         lines.append("- The decoder was trained on a discriminator's features and against it, not on the pixel likelihood: "
                      "the ELBO and NLL above use that likelihood all the same, so they score it as a density model it was "
                      "not trained to be and do not compare with a VAE's. The discriminator is training state, not part "
                      "of this checkpoint.")
+    elif adversarial == "added":
+        lines.append("- The decoder was trained on the bound plus a GAN term (to fool a discriminator on its samples): "
+                     "the ELBO and NLL above are of a model not trained on the bound alone, so they do not compare with a "
+                     "plain VAE's as like for like. The discriminator is training state, not part of this checkpoint.")
     if _has(recipe, "disentangling"):
         lines.append("- Disentanglement is encouraged by the objective, not guaranteed: check traversals "
                      "(`vaezoo traverse`) before relying on a latent dimension's meaning.")
