@@ -160,3 +160,26 @@ def test_disentanglement_metrics_on_a_dataset_without_factors_are_one_line_error
     for metric in ("factor-score", "dci"):
         with pytest.raises(UsageError, match=f"{metric} needs a dataset with ground-truth factors"):
             check_applies(pipe, [metric])
+
+
+def test_evaluate_reads_the_real_dsprites_file_from_data_dir(tmp_path):
+    """A model trained on a local dSprites file: evaluate finds its validation part with --data-dir (as train
+    did), and without it says in one line where it looked; sample --data-dir without --region is refused."""
+    (tmp_path / "data" / "dsprites").mkdir(parents=True)
+    _write_dsprites(tmp_path / "data" / "dsprites" / S.REAL_FILE, n=96)
+    recipe = tmp_path / "tiny-vae-dsprites.toml"
+    recipe.write_text('family = "vae"\ndataset = "dsprites"\n[model]\nhidden = [16]\nlatent = 3\n'
+                      "[train]\nbatch_size = 8\n[eval]\nnll_samples = 2\nmax_examples = 4\n")
+    out, data = tmp_path / "run", str(tmp_path / "data")
+    r = run_cli("train", str(recipe), "--steps", "2", "--out", str(out), "--threads", "1", "-q", "--data-dir", data)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("evaluate", str(out), "--metrics", "mig", "--backend", "torch", "--samples", "24", "--json", "--data-dir", data)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["metrics"]["mig"]["protocol"]["data"] == "dsprites:val, the first 24 of 24 examples"
+    r = run_cli("evaluate", str(out), "--metrics", "mig", "--backend", "torch", "--samples", "24",
+                env={"VAEZOO_DATA": str(tmp_path / "empty")})
+    assert r.returncode != 0 and r.stderr.strip().count("\n") == 0 and "never downloaded" in r.stderr, r.stderr
+    r = run_cli("evaluate", str(out), "--metrics", "mig", "--data-dir", str(tmp_path / "nowhere"))
+    assert r.returncode == 2 and "is not a folder" in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
+    r = run_cli("sample", str(out), "-n", "2", "--data-dir", data, "-o", str(tmp_path / "s.png"))
+    assert r.returncode == 2 and "--data-dir is where --region reads" in r.stderr and not (tmp_path / "s.png").exists()

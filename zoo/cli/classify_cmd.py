@@ -13,7 +13,7 @@ import numpy as np
 import typer
 
 from vaezoo.cli.app import app
-from vaezoo.cli.options import (print_json, Backend, BackendOpt, BatchSizeOpt, DeviceOpt, FidClassifierOpt, ForceOpt, Format, JsonOpt, KnnOpt,
+from vaezoo.cli.options import (print_json, Backend, BackendOpt, BatchSizeOpt, DataDirOpt, DeviceOpt, FidClassifierOpt, ForceOpt, Format, JsonOpt, KnnOpt,
                                 MetricsOpt, ModelArg, OfflineOpt, OutputOpt, PoolOpt, QuietOpt, SamplesOpt, SeedOpt, TemperatureOpt,
                                 emit, require_output)
 
@@ -218,6 +218,7 @@ def evaluate(
     k: KnnOpt = 1,
     pool: PoolOpt = 10,
     classifier: FidClassifierOpt = "lenet-mnist5k",
+    data_dir: DataDirOpt = None,
     batch_size: BatchSizeOpt = 512,
     backend: BackendOpt = Backend.auto,
     device: DeviceOpt = "cpu",
@@ -247,7 +248,7 @@ def evaluate(
         raise UsageError("--data and --labels are the labelled data of the error metric; add error to --metrics")
     pipe = load_pipeline(model, backend.value, device, offline=offline)
     spec = data or f"{pipe.config['recipe']['data']['name']}:val"
-    proto = suite.Protocol(samples=samples, seed=seed, k=k, pool=pool, classifier=classifier)
+    proto = suite.Protocol(samples=samples, seed=seed, k=k, pool=pool, classifier=classifier, data_dir=data_dir)
     results = suite.run(pipe, names, proto, offline=offline, error_fn=lambda: _error_rate(pipe, spec, labels, batch_size)[0])
     recorded = _record(pipe, results)
     summary = {"model": pipe.id, "backend": pipe.backend.name, "metrics": results, "recorded": recorded}

@@ -8,7 +8,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from vaezoo.cli.app import app
-from vaezoo.cli.options import (Backend, BackendOpt, ClassOpt, DeviceOpt, ForceOpt, JsonOpt, ModelArg, NrowOpt, OfflineOpt, OutputOpt, PoolOpt,
+from vaezoo.cli.options import (Backend, BackendOpt, ClassOpt, DataDirOpt, DeviceOpt, ForceOpt, JsonOpt, ModelArg, NrowOpt, OfflineOpt, OutputOpt, PoolOpt,
                                 RegionOpt, SeedOpt, Space, SpaceOpt, StepsOpt, TemperatureOpt, emit, require_output)
 
 
@@ -46,6 +46,7 @@ def sample(
     canvas_steps: Annotated[bool, typer.Option("--canvas-steps", help="Models that draw in T steps (DRAW): the canvas after each step, one row of T images per sample.")] = False,
     region: RegionOpt = None,
     pool: PoolOpt = 10,
+    data_dir: DataDirOpt = None,
     output: OutputOpt = None,
     nrow: NrowOpt = None,
     backend: BackendOpt = Backend.auto,
@@ -62,6 +63,8 @@ def sample(
 
     if region is not None and (temperature != 1.0 or label is not None or canvas_steps):
         raise UsageError("--region draws from the prior or the aggregate posterior as they are: no --temperature, --label or --canvas-steps")
+    if data_dir is not None and region is None:
+        raise UsageError("--data-dir is where --region reads the training data; plain samples read no data")
     output = _output(output or Path(DEFAULT_SAMPLES), force)
     pipe = load_pipeline(model, backend.value, device, offline=offline)
     if region is not None:
@@ -69,7 +72,7 @@ def sample(
         from vaezoo.io.images import check_output
 
         check_output(output, force, n, images=pipe.is_image)
-        images, _ = region_images(pipe, region.value, n, seed, pool)
+        images, _ = region_images(pipe, region.value, n, seed, pool, data_dir)
         _write(pipe, images, output, force, nrow, as_json, f"{region.value.upper()} samples")
         return
     batches = pipe.sample_batches(n, seed, temperature, label, steps=canvas_steps)   # checks --canvas-steps first

@@ -139,6 +139,16 @@ StepsOpt = Annotated[int, typer.Option(
     "--steps", min=2, help="Images along each row, both ends included: values per swept dimension (traverse), points on each path (interpolate).")]
 BatchSizeOpt = Annotated[int, typer.Option(
     "--batch-size", min=1, help="Examples per batch (classify, evaluate: per classifier call; train: overrides train.batch_size).")]
+def check_data_dir(value: Optional[str]) -> Optional[str]:
+    """--data-dir names where the files are: a path that is not a folder is a mistake, not a place to download into."""
+    if value is not None and not Path(value).expanduser().is_dir():
+        raise typer.BadParameter(f"{value} is not a folder")
+    return value
+
+
+DataDirOpt = Annotated[Optional[str], typer.Option(
+    "--data-dir", callback=check_data_dir,
+    help="Folder with the dataset's files (else $VAEZOO_DATA or download); evaluate and sample --region read the model's dataset from it.")]
 RevisionOpt = Annotated[Optional[str], typer.Option(
     "--revision", help="Hub revision: pull fetches this branch, tag or commit instead of the pinned one; push commits to this branch (created from main when missing; default main).")]
 

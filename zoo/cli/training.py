@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from vaezoo.cli.app import app
-from vaezoo.cli.options import print_json, BatchSizeOpt, DeviceOpt, ForceOpt, JsonOpt, QuietOpt, SeedOpt, complete_files
+from vaezoo.cli.options import print_json, BatchSizeOpt, DataDirOpt, DeviceOpt, ForceOpt, JsonOpt, QuietOpt, SeedOpt, complete_files
 
 
 def complete_recipe(incomplete: str) -> list[str]:
@@ -30,7 +30,7 @@ def train(
     nll_samples: Annotated[Optional[int], typer.Option("--nll-samples", min=1, help="Override eval.nll_samples (K for the NLL).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Checkpoint folder (default: $VAEZOO_HOME/models/<id>).")] = None,
     device: DeviceOpt = "auto",
-    data_dir: Annotated[Optional[str], typer.Option("--data-dir", help="Folder with the dataset's files (else $VAEZOO_DATA or download).")] = None,
+    data_dir: DataDirOpt = None,
     threads: Annotated[int, typer.Option("--threads", min=0, help="CPU threads for torch (0 = auto: 1 for MLP models, all cores for conv).")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last checkpoint.")] = False,
     force: ForceOpt = False,
@@ -38,7 +38,6 @@ def train(
     as_json: JsonOpt = False,
 ) -> None:
     """Train a model from its recipe; writes config.json, model.safetensors and metrics.json."""
-    from vaezoo.errors import UsageError
     from vaezoo.recipes import load_recipe_file, resolve
     from vaezoo.store.resolution import local_dir
     from vaezoo.train.trainer import train as run_training
@@ -48,9 +47,6 @@ def train(
         over["eval"] = {"nll_samples": nll_samples}
     rec = load_recipe_file(recipe, over) if recipe.endswith(".toml") else resolve(recipe, over)
     folder = out or local_dir(rec["id"])
-    if data_dir is not None and not Path(data_dir).expanduser().is_dir():
-        # the user says the files are there: a folder that is not is a mistake, not a place to download into
-        raise UsageError(f"--data-dir {data_dir} is not a folder")
     metrics = run_training(rec, folder, device=device, resume=resume, force=force, data_dir=data_dir, progress=not quiet,
                            threads=threads, overrides=over)
     if as_json:

@@ -28,12 +28,13 @@ def check_unconditional(pipe, what: str) -> None:
                          "depends on the class")
 
 
-def dataset_images(pipe, split: str) -> tuple[np.ndarray, str]:
-    """(every example of a split of the model's own dataset as float32 inputs, "name:split (N examples)")."""
+def dataset_images(pipe, split: str, data_dir=None) -> tuple[np.ndarray, str]:
+    """(every example of a split of the model's own dataset as float32 inputs, "name:split (N examples)");
+    ``data_dir`` as vaezoo.data.load_dataset's (None: $VAEZOO_DATA, else the default cache)."""
     from vaezoo.data import load_dataset
 
     name = pipe.config["recipe"]["data"]["name"]
-    ds = load_dataset(name, split)
+    ds = load_dataset(name, split, data_dir=data_dir)
     return ds.float_batch(slice(None)), f"{name}:{ds.split} ({len(ds)} examples)"
 
 
@@ -81,9 +82,9 @@ def region_latents(pipe, region: str, n: int, seed: int, pool: int, mu: np.ndarr
                                         "score_max_kept": float(score[keep].max()), "score_median_all": float(np.median(score))}
 
 
-def region_images(pipe, region: str, n: int, seed: int, pool: int) -> tuple[np.ndarray, dict]:
+def region_images(pipe, region: str, n: int, seed: int, pool: int, data_dir=None) -> tuple[np.ndarray, dict]:
     """n LP or HP samples, the aggregate posterior taken over the training split of the model's dataset."""
     check_unconditional(pipe, f"--region {region}")
-    mu, logvar = encode_all(pipe, dataset_images(pipe, "train")[0])
+    mu, logvar = encode_all(pipe, dataset_images(pipe, "train", data_dir)[0])
     z, info = region_latents(pipe, region, n, seed, pool, mu, logvar)
     return in_batches(pipe.decode, z), {**info, "posteriors": len(mu)}

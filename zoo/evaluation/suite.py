@@ -50,6 +50,7 @@ class Protocol:
     k: int           # the k of the k-NN KL estimator
     pool: int        # LP: prior draws per kept sample
     classifier: str  # the FID-LeNet checkpoint
+    data_dir: str | None = None   # where the model's dataset is (None: $VAEZOO_DATA, else the default cache)
 
 
 def parse_metrics(text: str) -> list[str]:
@@ -112,7 +113,7 @@ def run(pipe, names: list[str], proto: Protocol, *, offline: bool = False, error
         if n <= net.feature_dim:
             raise UsageError(f"--samples {n}: FID needs more samples than the classifier's {net.feature_dim} features "
                              "(ideally 10,000 or more)")
-        real, real_desc = dataset_images(pipe, "train")
+        real, real_desc = dataset_images(pipe, "train", proto.data_dir)
         base = {"classifier": net.id, "features": net.feature_dim, "real": real_desc, "generated": n, "seed": seed}
         if "fid" in names:
             fake = np.concatenate(list(pipe.sample_batches(n, seed)))
@@ -126,7 +127,7 @@ def run(pipe, names: list[str], proto: Protocol, *, offline: bool = False, error
                                           f"aggregate-posterior density (mixture of the {len(mu)} training posteriors)",
                                           "pool": proto.pool}}
     if {"skl", "leakage"} & set(names):
-        val, val_desc = dataset_images(pipe, "val")
+        val, val_desc = dataset_images(pipe, "val", proto.data_dir)
         z_post = _posterior_draws(pipe, val, n, seed + 1)
         eps_prior = pipe.noise(n, seed)
         where = {"posterior": f"{n} draws z ~ q(z|x) of {val_desc}, {math.ceil(n / len(val))} per digit (numpy seed {seed + 1})",
@@ -147,7 +148,7 @@ def run(pipe, names: list[str], proto: Protocol, *, offline: bool = False, error
         from vaezoo.evaluation.likelihood import importance_nll
 
         ecfg = pipe.config["recipe"]["eval"]
-        val, val_desc = dataset_images(pipe, "val")
+        val, val_desc = dataset_images(pipe, "val", proto.data_dir)
         x = val[: int(ecfg["max_examples"])]
         k_nll = int(ecfg["nll_samples"])
         if k_nll < 1:
@@ -157,7 +158,7 @@ def run(pipe, names: list[str], proto: Protocol, *, offline: bool = False, error
                                    "unit": "nats per example, summed over pixels",
                                    "estimator": "-log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x), z_k ~ q(z|x)"}}
     if set(FACTOR_METRICS) & set(names):
-        out.update(_disentanglement(pipe, names, n, seed))
+        out.update(_disentanglement(pipe, names, n, seed, proto.data_dir))
     if "error" in names:
         res = error_fn()
         out["error"] = {"value": res["error_rate"],
@@ -166,13 +167,13 @@ def run(pipe, names: list[str], proto: Protocol, *, offline: bool = False, error
     return out
 
 
-def _disentanglement(pipe, names: list[str], n: int, seed: int) -> dict:
+def _disentanglement(pipe, names: list[str], n: int, seed: int, data_dir=None) -> dict:
     """mig / factor-score / dci of the posterior means of the first n validation examples."""
     from vaezoo.data import load_dataset
     from vaezoo.evaluation import disentanglement as D
 
     name = pipe.config["recipe"]["data"]["name"]
-    ds = load_dataset(name, "val")
+    ds = load_dataset(name, "val", data_dir=data_dir)
     n = min(n, len(ds))
     codes = encode_all(pipe, ds.float_batch(slice(0, n)))[0]
     factors = ds.factors[:n]
