@@ -5,7 +5,7 @@ contract with the trainer). Adding an objective is one class in a module here, r
 from __future__ import annotations
 
 from vaezoo.errors import UsageError
-from vaezoo.train.objectives import cgan, classifier, conditional, draw, regularisers, semisup, taming, vaegan  # noqa: F401  (each registers its objectives)
+from vaezoo.train.objectives import classifier, conditional, draw, gan_term, regularisers, semisup, taming, vaegan  # noqa: F401  (each registers its objectives)
 from vaezoo.train.objectives.base import OBJECTIVES, Objective
 
 
