@@ -11,6 +11,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+# One torch (OpenMP) thread for the test process and the commands it starts, unless the caller set one: the
+# models here are tiny, and two threads on a two-core machine whose other core is busy spin-wait, measured at
+# 27 s against 0.4 s for 40 steps of a tiny dp-vae. Commands that choose their threads (train's --threads
+# and its auto rule) still set their own.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+if "torch" in sys.modules:   # imported before this file (a plugin): the variable came too late for it
+    sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
 # Tiny settings that keep every test model fast on 2 CPU cores.
 TINY = {
     "model": {"hidden": [32], "latent": 4},
