@@ -25,6 +25,7 @@ import torch.distributed as dist
 from vaezoo.models.loading import save_checkpoint
 from vaezoo.runtime.preview import write_preview
 from vaezoo.store.checkpoint import CONFIG, MANIFEST_KEY, METRICS, ONNX_DIR, WEIGHTS, make_config, read_config, safe_path
+from vaezoo.data import binarize
 from vaezoo.errors import UsageError, VaezooError
 from vaezoo.io.files import atomic_path
 from vaezoo.io.progress import Progress, log
@@ -82,6 +83,26 @@ class EpochSampler:
 
 def _to_tensor(ds) -> torch.Tensor:
     return torch.from_numpy(ds.x)  # uint8 images or float32 vectors; scaled per batch
+
+
+def binarized(batches: list[torch.Tensor], recipe: dict) -> list[torch.Tensor]:
+    """data.binarize = "dynamic": each pixel of each batch on with probability its grey level, drawn now from
+    torch's generator (saved with the training state, so a resumed run draws the same)."""
+    if binarize.mode(recipe) == "none":
+        return batches
+    return [torch.bernoulli(b) for b in batches]
+
+
+def check_binarize(recipe: dict, objective) -> None:
+    where = f"recipe {recipe.get('id', '?')!r}"
+    value = binarize.mode(recipe)
+    if value not in binarize.MODES:
+        raise UsageError(f"{where}: data.binarize must be one of {', '.join(binarize.MODES)}, not {value!r}")
+    if value != "none" and objective.own_batches:
+        raise UsageError(f"{where}: data.binarize = {value!r} binarises the trainer's batches, and objective "
+                         f"{recipe['objective']['name']!r} trains on batches it draws itself")
+    if value != "none" and recipe["model"].get("likelihood") != "bernoulli":
+        raise UsageError(f"{where}: binarised digits need a Bernoulli likelihood, not {recipe['model'].get('likelihood')!r}")
 
 
 def _batch(data: torch.Tensor, idx: torch.Tensor, device) -> torch.Tensor:
@@ -283,6 +304,7 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
     config = make_config(recipe)
     model = build_model(config).to(dev)
     objective = build_objective(recipe, len(train_set)).to(dev)
+    check_binarize(recipe, objective)
     objective.attach(train_set, dev)
     opt = torch.optim.Adam(model.parameters(), lr=float(tcfg["lr"]))
     auxiliaries = objective.auxiliaries()
@@ -319,7 +341,7 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
     t_start = time.perf_counter() - elapsed
     last_stats: dict = {}
     while step < total:
-        batches = [_batch(data, sampler.next(), dev) for _ in range(objective.batches_per_step)]
+        batches = binarized([_batch(data, sampler.next(), dev) for _ in range(objective.batches_per_step)], recipe)
         stats = train_step(model, objective, opt, aux_opts, batches, step, tcfg, runner, ddp.world)
         step += 1
         last_stats = {k: float(v) for k, v in stats.items()}
@@ -339,6 +361,8 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
     ecfg = recipe["eval"]
     n_val = min(len(val_set), int(ecfg["max_examples"]))
     xv = _batch(torch.from_numpy(val_set.x), torch.arange(n_val), dev)
+    if binarize.mode(recipe) != "none":   # scored on digits binarised once, as `vaezoo evaluate` scores them
+        xv = torch.from_numpy(binarize.fixed(xv.cpu().numpy())).to(dev)
     log(f"evaluating on {n_val} validation examples (importance-sampled NLL, K={ecfg['nll_samples']})")
     yv = torch.from_numpy(val_set.y[:n_val]).long().to(dev) if val_set.y is not None else None
     val = model.validation_metrics(xv, yv, int(ecfg["nll_samples"]))

@@ -12,6 +12,8 @@ recipe settings (model, prior, objective, data, train, eval), under these keys:
     adversarial    its decoder is trained against a discriminator: "features" (on the discriminator's features
                    instead of the pixel likelihood: VAE-GAN) or "added" (a GAN term added to the bound: the
                    conditional GANs); the cards say what that means for its ELBO and NLL
+    feature_net    not a generative model: a classifier whose features other models' metrics read (FID-LeNet's
+                   LeNet); its card describes a classifier, not a VAE
     label_budgets  also published as <family>-<budget> with data.labels = budget
     variants       e.g. ["dp"]: also published as dp-<family>, with the [variants.dp] table applied
     datasets       where it is published (default: [defaults].datasets)
@@ -32,8 +34,8 @@ from pathlib import Path
 from vaezoo.errors import VaezooError
 
 FACT_KEYS = ("paper", "link", "summary", "conditional", "completion", "classifier", "classifier_reads", "disentangling",
-             "adversarial", "label_budgets", "variants", "datasets", "per_dataset")
-VARIANT_FACT_KEYS = ("paper", "link", "summary")
+             "adversarial", "feature_net", "label_budgets", "variants", "datasets", "per_dataset")
+VARIANT_FACT_KEYS = ("paper", "link", "summary", "datasets")   # datasets: optional, where it applies
 RECIPE_DIR = Path(__file__).resolve().parent.parent / "train" / "recipes"
 
 
@@ -59,6 +61,7 @@ class Variant:
     link: str
     summary: str         # appended to the family's summary
     settings: dict       # recipe settings it applies (the decoupled prior: prior.kind = "flow")
+    datasets: tuple[str, ...] | None = None   # where it is published (None: wherever its family is)
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class Family:
     classifier_reads: str
     disentangling: bool
     adversarial: str                 # "", "features" or "added"
+    feature_net: bool
     label_budgets: tuple[int, ...]
     variants: tuple[str, ...]
     datasets: tuple[str, ...]
@@ -89,6 +93,13 @@ class Published:
     family: Family
     variant: Variant | None
     budget: int | None
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        """Where it is published: the family's datasets, narrowed by the variant's."""
+        if self.variant is None or self.variant.datasets is None:
+            return self.family.datasets
+        return tuple(d for d in self.family.datasets if d in self.variant.datasets)
 
     @property
     def papers(self) -> list[tuple[str, str]]:
@@ -110,9 +121,10 @@ def _required(table: dict, keys, where: str) -> None:
 def variants() -> dict[str, Variant]:
     out = {}
     for name, table in base_toml().get("variants", {}).items():
-        _required(table, VARIANT_FACT_KEYS, f"variants.{name}")
+        _required(table, ("paper", "link", "summary"), f"variants.{name}")
         out[name] = Variant(name, table["paper"], table["link"], table["summary"],
-                            {k: v for k, v in table.items() if k not in VARIANT_FACT_KEYS})
+                            {k: v for k, v in table.items() if k not in VARIANT_FACT_KEYS},
+                            tuple(table["datasets"]) if "datasets" in table else None)
     return out
 
 
@@ -133,6 +145,7 @@ def families() -> dict[str, Family]:
             classifier_reads=str(table.get("classifier_reads", "")),
             disentangling=bool(table.get("disentangling", False)),
             adversarial=_adversarial(table.get("adversarial", ""), name),
+            feature_net=bool(table.get("feature_net", False)),
             label_budgets=tuple(int(b) for b in table.get("label_budgets", [])),
             variants=tuple(table.get("variants", [])),
             datasets=tuple(table.get("datasets", base["defaults"]["datasets"])),

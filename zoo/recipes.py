@@ -45,7 +45,7 @@ def _overrides(model_id: str) -> dict:
 @lru_cache(maxsize=1)
 def _ids() -> dict[str, tuple[str, str]]:
     """id -> (published family name, dataset), in registry order."""
-    return {f"{name}-{ds}": (name, ds) for name, pub in published().items() for ds in pub.family.datasets}
+    return {f"{name}-{ds}": (name, ds) for name, pub in published().items() for ds in pub.datasets}
 
 
 # A model id names a folder of the store: a plain name, never a path (no "/", no "..", no leading dot).

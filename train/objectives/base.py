@@ -13,6 +13,8 @@ the trainer needs; the trainer knows no family:
   after the model step, on ``aux.loss()`` (computed from detached tensors the objective kept); a loss
   of None skips that network's step (VAE-GAN's balancing: Adam then leaves it exactly as it was).
 * ``metrics_info()``: extra entries for metrics.json (the labelled subset, ...).
+* ``own_batches``: true when it draws (some of) its training images itself (labelled batches) rather than
+  from the trainer's batches, which the trainer alone transforms (data.binarize is refused for it);
 * ``progress_stats``: names of stats shown on the progress line beside ``loss`` and ``kl`` (GECO's lambda);
   every stat goes to metrics.json's ``final_stats``.
 
@@ -49,6 +51,7 @@ class Auxiliary:
 
 class Objective(nn.Module):
     batches_per_step = 1
+    own_batches = False
     progress_stats: tuple[str, ...] = ()
 
     def __init__(self, recipe: dict, dataset_size: int):

@@ -111,6 +111,8 @@ class LabelledSet:
 class SemiSupervisedObjective(Objective):
     """Common plumbing: ``attach`` picks the labelled subset before the first step."""
 
+    own_batches = True   # the labelled batches come from the labelled subset
+
     def __init__(self, recipe: dict, dataset_size: int):
         super().__init__(recipe, dataset_size)
         self.labelled: LabelledSet | None = None

@@ -32,6 +32,7 @@ import numpy as np
 
 from vaezoo.errors import UsageError
 from vaezoo.evaluation import metrics as M
+from vaezoo.data import binarize
 from vaezoo.evaluation.regions import check_unconditional, dataset_images, encode_all, in_batches, log_prior, region_latents
 
 METRICS = ("fid", "fid-lp", "skl", "leakage", "nll", "error", "mig", "factor-score", "dci")
@@ -59,6 +60,25 @@ def parse_metrics(text: str) -> list[str]:
     if bad or not names:
         raise UsageError(f"--metrics: unknown metric(s) {', '.join(bad) or '(none given)'} (choose from {', '.join(METRICS)})")
     return list(dict.fromkeys(names))
+
+
+DIGITS = (1, 28, 28)   # the images FID-LeNet's digit classifier reads
+DEFAULT = ("fid", "fid-lp", "skl", "nll", "error", "mig", "factor-score", "dci")   # leakage: asked for by name
+
+
+def default_metrics(pipe) -> list[str]:
+    """`evaluate MODEL` without --metrics: each metric of DEFAULT that applies to the model, FID-LeNet only for
+    digits (the shape of the LeNet classifier; other images need Inception weights, which vaezoo does not ship)."""
+    names = []
+    for name in DEFAULT:
+        if name in ("fid", "fid-lp") and tuple(pipe.shape) != DIGITS:
+            continue
+        try:
+            check_applies(pipe, [name])
+        except UsageError:
+            continue
+        names.append(name)
+    return names
 
 
 def check_applies(pipe, names: list[str], proto: Protocol | None = None) -> None:
@@ -150,6 +170,9 @@ def run(pipe, names: list[str], proto: Protocol, *, offline: bool = False, error
         ecfg = pipe.config["recipe"]["eval"]
         val, val_desc = dataset_images(pipe, "val", proto.data_dir)
         x = val[: int(ecfg["max_examples"])]
+        binarised = binarize.describe(pipe.config["recipe"])
+        if binarised:   # the digits training scored (vaezoo.data.binarize): the same fixed draw
+            x, val_desc = binarize.fixed(x), f"{val_desc}, {binarised}"
         k_nll = int(ecfg["nll_samples"])
         if k_nll < 1:
             raise UsageError(f"{pipe.id}: its recipe's eval.nll_samples is {k_nll}; nll needs at least 1")
