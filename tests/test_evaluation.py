@@ -155,7 +155,7 @@ def test_evaluate_measures_and_records_every_sample_metric(tiny_vae, tiny_lenet)
     assert stored["evaluation"]["skl"]["value"] == m["skl"]["value"]
     verify_files(tiny_vae, ["metrics.json"])                       # the manifest lists the new file
     card = run_cli("card", str(tiny_vae))
-    assert card.returncode == 0 and "Measured by `vaezoo evaluate --metrics`" in card.stdout, card.stderr
+    assert card.returncode == 0 and "Measured by vaezoo.evaluation (`vaezoo evaluate`" in card.stdout, card.stderr
     assert "| skl | " in card.stdout and "k-NN KL" in card.stdout
     # the same seed gives the same numbers; the text form prints the protocol beside each
     r2 = run_cli("evaluate", str(tiny_vae), "--metrics", "skl", "--samples", "60")
@@ -182,6 +182,9 @@ def test_every_sample_metric_runs_without_torch(tmp_path, tiny_vae, tiny_lenet):
                 "--classifier", str(tiny_lenet), "--backend", "onnx", "--json", env=env)
     assert r.returncode == 0, r.stderr
     assert set(json.loads(r.stdout)["metrics"]) == {"fid", "fid-lp", "skl", "leakage", "nll"}
+    r = run_cli("evaluate", str(tiny_vae), "--samples", "20", "--pool", "2", "--classifier", str(tiny_lenet), "--json", env=env)
+    assert r.returncode == 0, r.stderr   # no --metrics: the default set that applies to a digit VAE
+    assert list(json.loads(r.stdout)["metrics"]) == ["fid", "fid-lp", "skl", "nll"]
     r = run_cli("sample", str(tiny_vae), "--region", "hp", "-n", "4", "-o", str(tmp_path / "hp.npy"), env=env)
     assert r.returncode == 0 and np.load(tmp_path / "hp.npy").shape == (4, 1, 28, 28), r.stderr
 
@@ -190,7 +193,7 @@ def test_every_sample_metric_runs_without_torch(tmp_path, tiny_vae, tiny_lenet):
     (["m2-mnist5k", "--metrics", "skl"], "needs an unconditional model"),
     (["vae-mnist5k", "--metrics", "error"], "error needs a model with a classifier"),
     (["vae-mnist5k", "--metrics", "fid,bogus"], "unknown metric(s) bogus"),
-    (["vae-mnist5k"], "give --data"),
+    (["vae-mnist5k", "--labels", "y.idx"], "--labels names the labels of IDX or .npy images given in --data"),
     (["m2-mnist5k", "--metrics", "nll"], "needs an unconditional model"),
     (["vae-mnist5k", "--metrics", "skl", "--samples", "5", "--k", "5"], "--k 5 must be below --samples 5"),
     (["vae-mnist5k", "--metrics", "skl", "--data", "mnist5k:val"], "add error to --metrics"),
@@ -282,3 +285,13 @@ def test_the_dpvae_table_script_measures_the_bundled_starters(tiny_lenet, capsys
     for r in rows:
         fid, fid_lp, skl = (float(v) for v in r.split(" | ")[1:4])
         assert fid >= 0 and fid_lp >= 0 and np.isfinite(skl), r
+
+
+def test_the_default_metrics_are_those_that_apply():
+    """evaluate without --metrics: FID-LeNet only for digits, the aggregate-posterior metrics and the NLL only
+    for unconditional models, the error rate for classifiers, the factor metrics on datasets with factors."""
+    from vaezoo.evaluation.suite import default_metrics
+    from vaezoo.runtime.pipeline import load_pipeline
+
+    assert default_metrics(load_pipeline("dp-factor-mnist5k", "onnx", "cpu")) == ["fid", "fid-lp", "skl", "nll"]
+    assert default_metrics(load_pipeline("m2-mnist5k", "onnx", "cpu")) == ["fid", "error"]

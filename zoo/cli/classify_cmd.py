@@ -225,15 +225,14 @@ def evaluate(
     as_json: JsonOpt = False,
     offline: OfflineOpt = False,
 ) -> None:
-    """Error rate and cross-entropy of a model's classifier q(y|x) on labelled data; with --metrics, also
-    FID-LeNet, FID-LP, sKL, the leakage curve, NLL, and on sprites MIG, the FactorVAE score and DCI
-    (recorded into the checkpoint's metrics.json)."""
+    """Measure a model: by default every metric that applies to it (digit models: FID-LeNet, FID-LP, sKL, NLL;
+    classifiers: the error rate; sprites: MIG, the FactorVAE score and DCI), or those named by --metrics (also
+    the leakage curve), each with its protocol, recorded into the checkpoint's metrics.json. With --data and
+    no --metrics: the error rate and cross-entropy of the classifier q(y|x) on that labelled data alone."""
     from vaezoo.errors import UsageError
     from vaezoo.runtime.pipeline import load_pipeline
 
-    if metrics is None:
-        if data is None:
-            raise UsageError("give --data (labelled data for the error rate) or --metrics")
+    if metrics is None and data is not None:   # the classifier's error rate alone, on the data given
         pipe = load_pipeline(model, backend.value, device, offline=offline)
         res, failed = _error_rate(pipe, data, labels, batch_size)
         emit(res, as_json, f"{pipe.id} on {res['data']}: error {100 * res['error_rate']:.2f}% ({res['errors']}/{res['examples']}), "
@@ -243,10 +242,16 @@ def evaluate(
         return
     from vaezoo.evaluation import suite
 
-    names = suite.parse_metrics(metrics)
-    if (data is not None or labels is not None) and "error" not in names:
+    names = suite.parse_metrics(metrics) if metrics is not None else None
+    if names is not None and (data is not None or labels is not None) and "error" not in names:
         raise UsageError("--data and --labels are the labelled data of the error metric; add error to --metrics")
+    if labels is not None and data is None:
+        raise UsageError("--labels names the labels of IDX or .npy images given in --data")
     pipe = load_pipeline(model, backend.value, device, offline=offline)
+    if names is None:
+        names = suite.default_metrics(pipe)
+        if not names:
+            raise UsageError(f"no metric of `vaezoo evaluate` applies to {pipe.id} by default; name them with --metrics")
     spec = data or f"{pipe.config['recipe']['data']['name']}:val"
     proto = suite.Protocol(samples=samples, seed=seed, k=k, pool=pool, classifier=classifier, data_dir=data_dir)
     results = suite.run(pipe, names, proto, offline=offline, error_fn=lambda: _error_rate(pipe, spec, labels, batch_size)[0])
