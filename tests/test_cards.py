@@ -17,7 +17,7 @@ from vaezoo.store.checkpoint import make_config
 from vaezoo.io.files import write_json
 from vaezoo.recipes import resolve
 
-STARTERS = ("vae-mnist5k", "dp-vae-mnist5k", "dp-factor-mnist5k", "m2-mnist5k")
+STARTERS = ("vae-mnist5k", "dp-vae-mnist5k", "dp-factor-mnist5k", "factor-mnist5k", "m2-mnist5k")
 
 
 def fake_checkpoint(folder: Path, model_id: str) -> Path:
@@ -116,7 +116,7 @@ def test_onnxruntime_snippet_runs_without_vaezoo(tiny_onnx_ckpt, fake_hub, tmp_p
     assert "vaezoo" not in proc.stderr
 
 
-@pytest.mark.parametrize("model_id", STARTERS)
+@pytest.mark.parametrize("model_id", STARTERS + ("lenet-mnist5k",))
 def test_every_bundled_starter_has_a_current_card(model_id):
     from vaezoo.store.resolution import bundled_dir
 
@@ -171,3 +171,16 @@ def test_training_writes_the_sample_grid_the_card_shows(tmp_path):
     assert r.returncode == 0 and (tmp_path / "again.png").read_bytes() == (folder / "samples.png").read_bytes()
     text = cards.render(folder)
     assert "![64 samples of dp-vae-mnist5k](samples.png)" in text and "--seed 0" in text
+
+
+def test_the_fid_classifier_card_describes_a_classifier_not_a_vae():
+    from vaezoo.store.resolution import bundled_dir
+
+    text = cards.render(bundled_dir("lenet-mnist5k"))
+    assert validate_card_metadata(text) == []
+    meta = cards.card_metadata(text)
+    assert meta["pipeline_tag"] == "image-classification" and "vae" not in meta["tags"]
+    assert {m["type"] for m in meta["model-index"][0]["results"][0]["metrics"]} == {"error_rate", "cross_entropy"}
+    assert "It is not a generative model" in text and "84 (the penultimate layer" in text
+    for vae_word in ("likelihood", "prior", "vaezoo sample", "decoder"):
+        assert vae_word not in text.split("## Training")[0], vae_word

@@ -13,7 +13,7 @@ from vaezoo.data import load_dataset
 from vaezoo.store.resolution import bundled_dir, bundled_ids
 
 REPO = Path(__file__).resolve().parent.parent
-REQUIRED = ["vae-mnist5k", "dp-vae-mnist5k", "dp-factor-mnist5k", "m2-mnist5k"]
+REQUIRED = ["vae-mnist5k", "dp-vae-mnist5k", "dp-factor-mnist5k", "factor-mnist5k", "m2-mnist5k"]
 
 
 def test_required_starters_are_bundled_with_graphs():
@@ -59,3 +59,18 @@ def test_starters_give_the_outputs_they_gave_before_the_layout_change():
         assert mine, backend
         worst = max(mine, key=mine.get)
         assert mine[worst] <= bound, (worst, mine[worst])
+
+
+def test_the_bundled_fid_classifier_meets_its_recorded_accuracy_through_onnx():
+    """lenet-mnist5k (FID-LeNet's feature net) ships with its graph, so `vaezoo evaluate` needs no training first."""
+    import numpy as np
+
+    from vaezoo.evaluation.features import load_feature_net
+
+    recorded = json.loads((bundled_dir("lenet-mnist5k") / "metrics.json").read_text())["validation"]
+    net = load_feature_net("lenet-mnist5k", offline=True)
+    val = load_dataset("mnist5k", "val")
+    logits, feats = net.run(val.float_batch(slice(None)))
+    assert feats.shape == (500, 84) and recorded["examples"] == 500
+    assert float(np.mean(logits.argmax(1) != val.y)) == pytest.approx(recorded["error_rate"], abs=1e-9)
+    assert recorded["error_rate"] < 0.03

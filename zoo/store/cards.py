@@ -317,7 +317,7 @@ def _sample_quality(metrics: dict | None) -> list[str]:
             shown = _fmt(value)
         proto = res.get("protocol") if isinstance(res.get("protocol"), dict) else {}
         rows.append((name, f"{shown} ({'; '.join(f'{k} {v}' for k, v in proto.items())})"))
-    return ["Measured by `vaezoo evaluate --metrics` (README, 'Evaluation'):", ""] + _table(rows, ("metric", "value (protocol)")) + [""]
+    return ["Measured by vaezoo.evaluation (`vaezoo evaluate`; README, 'Evaluation'), each number with its protocol:", ""] + _table(rows, ("metric", "value (protocol)")) + [""]
 
 
 def _usage(config: dict, repo: str, has_graphs: bool) -> list[str]:
