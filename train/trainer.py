@@ -5,7 +5,9 @@
 * Resumable: every ``checkpoint_every`` steps one file, ``train_state.safetensors``, is written
   atomically (weights, optimiser and RNG tensors; step and settings in its metadata).
 * DDP: under ``torchrun`` (WORLD_SIZE > 1) each rank takes every world-th example of the epoch's
-  permutation, gradients are averaged by DistributedDataParallel, and only rank 0 writes files.
+  permutation, the gradients of the model and of the objective's networks are averaged over the ranks after
+  each backward (:func:`average_gradients`: every objective's loss counts, wherever it is computed), the
+  ranks are checked to end with the same weights, and only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -103,6 +105,37 @@ def check_binarize(recipe: dict, objective) -> None:
                          f"{recipe['objective']['name']!r} trains on batches it draws itself")
     if value != "none" and recipe["model"].get("likelihood") != "bernoulli":
         raise UsageError(f"{where}: binarised digits need a Bernoulli likelihood, not {recipe['model'].get('likelihood')!r}")
+
+
+def average_gradients(params: list, world: int) -> None:
+    """Average the gradients of ``params`` over the ranks: one all-reduce of them flattened, plus one of which
+    of them have a gradient, so a parameter no rank used keeps grad None (Adam then leaves it alone, as in one
+    process), and one that some rank used gets the mean with zeros from the others."""
+    has = torch.tensor([float(p.grad is not None) for p in params], device=params[0].device)
+    dist.all_reduce(has)
+    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in params])
+    dist.all_reduce(flat)
+    flat /= world
+    start = 0
+    for p, used in zip(params, has.tolist()):
+        n = p.numel()
+        if used:
+            p.grad = flat[start : start + n].view_as(p).clone()
+        start += n
+
+
+def check_in_sync(model, objective) -> None:
+    """Under DDP every rank must end with the same weights (the model's, and the objective's networks): a
+    gradient that one rank did not share would let them drift apart silently, and rank 0 alone writes the
+    checkpoint. Compared through a checksum of every parameter, before anything is written."""
+    sums = torch.stack([torch.stack([p.detach().double().sum(), p.detach().double().pow(2).sum()])
+                        for p in [*model.parameters(), *objective.parameters()]]).flatten()
+    low, high = sums.clone(), sums.clone()
+    dist.all_reduce(low, op=dist.ReduceOp.MIN)
+    dist.all_reduce(high, op=dist.ReduceOp.MAX)
+    if not torch.allclose(low, high, rtol=1e-6, atol=1e-9):
+        raise VaezooError("the DDP ranks ended training with different weights (a gradient was not averaged across "
+                          "them); nothing was written")
 
 
 def _batch(data: torch.Tensor, idx: torch.Tensor, device) -> torch.Tensor:
@@ -257,6 +290,8 @@ def train_step(model, objective, opt, aux_opts: dict, batches, step: int, tcfg: 
         raise VaezooError(f"loss became {float(loss)} at step {step}; lower the learning rate (--lr) or check the data")
     opt.zero_grad(set_to_none=True)
     loss.backward()
+    if world > 1:
+        average_gradients(list(model.parameters()), world)
     if float(tcfg["grad_clip"]) > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), float(tcfg["grad_clip"]))
     opt.step()
@@ -267,10 +302,8 @@ def train_step(model, objective, opt, aux_opts: dict, batches, step: int, tcfg: 
         aux_opt = aux_opts[aux.name]
         aux_opt.zero_grad(set_to_none=True)
         aux_loss.backward()
-        if world > 1:  # not wrapped in DDP: average their gradients by hand
-            for p in aux.module.parameters():
-                dist.all_reduce(p.grad)
-                p.grad /= world
+        if world > 1:
+            average_gradients(list(aux.module.parameters()), world)
         aux_opt.step()
         stats[aux.name] = aux_loss.detach()
     return stats
@@ -326,9 +359,9 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
         if ddp.main:
             log(f"resuming {recipe['id']} from step {step} in {out}")
 
+    # Not DistributedDataParallel: several objectives compute their loss outside the model's forward pass (M2's
+    # bounds, the GANs' decoder-only passes), which DDP's wrapper would not see; train_step averages by hand.
     runner = model
-    if ddp.world > 1:
-        runner = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
     data = _to_tensor(train_set)
     total = int(tcfg["steps"])
     bar = Progress(total, step, desc=recipe["id"], enabled=progress and ddp.main)
@@ -354,6 +387,7 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
     bar.close()
     seconds = time.perf_counter() - t_start
     if ddp.world > 1:
+        check_in_sync(model, objective)
         dist.destroy_process_group()
     if not ddp.main:
         return {}

@@ -239,7 +239,10 @@ def load_recipe_file(path: str | Path, overrides: dict | None = None) -> dict:
             data = toml.load(fh)
     except (OSError, toml.TOMLDecodeError) as exc:
         raise UsageError(f"cannot read recipe {path}: {exc}") from None
-    if "family" in data and "data" not in data and "dataset" in data:
+    if "family" in data and "dataset" in data:   # a [data] table beside them overrides (data.labels = 100)
+        named = (data.get("data") or {}).get("name", data["dataset"])
+        if named != data["dataset"]:
+            raise UsageError(f"recipe {path}: dataset = {data['dataset']!r} but data.name = {named!r}")
         base_id = f"{data['family']}-{data['dataset']}"
         over = merge({k: v for k, v in data.items() if k != "dataset"}, overrides or {})
         recipe = resolve(base_id, over)

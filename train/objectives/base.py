@@ -8,7 +8,8 @@ the trainer needs; the trainer knows no family:
   draws them from the epoch sampler, so the recorded epochs count every batch.
 * ``attach(train_set, device)``: called once before the first step (labelled subsets, dataset sizes).
 * ``forward(model, batches, step, runner)``: the model's loss to minimise and a dict of scalar stats;
-  ``runner`` runs the model's forward pass (a DDP wrapper of ``model``).
+  ``runner`` runs the model's forward pass (today the model itself: the trainer averages gradients over DDP
+  ranks after the backward, so a loss computed outside this pass counts too).
 * ``auxiliaries()``: training-only networks with their own optimiser settings; the trainer steps each
   after the model step, on ``aux.loss()`` (computed from detached tensors the objective kept); a loss
   of None skips that network's step (VAE-GAN's balancing: Adam then leaves it exactly as it was).
