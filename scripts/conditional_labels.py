@@ -34,6 +34,14 @@ def mean_pair_distance(x: np.ndarray) -> float:
     return float(np.sqrt(d2)[~np.eye(n, dtype=bool)].mean())
 
 
+def held_out_digits(model) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of the validation split of the model's dataset: the real digits ``diversity`` compares with."""
+    from vaezoo.data import load_dataset
+
+    val = load_dataset(model.config["recipe"]["data"]["name"], "val")
+    return val.float_batch(slice(None)), val.y
+
+
 def label_rates(model, classifier, per_class: int, seed: int, real=None) -> dict:
     """{label: share of its samples the classifier reads as that label}, "overall", and with ``real`` ((x, y)
     held-out digits) the "diversity" of the samples against theirs."""
@@ -67,10 +75,7 @@ def main(argv=None) -> int:
     if not judge.has_classifier() or judge.labels != model.labels:
         raise SystemExit(f"error: {judge.id} cannot judge {model.id}'s classes")
     try:
-        from vaezoo.data import load_dataset
-
-        val = load_dataset(model.config["recipe"]["data"]["name"], "val")
-        res = label_rates(model, judge, args.per_class, args.seed, (val.float_batch(slice(None)), val.y))
+        res = label_rates(model, judge, args.per_class, args.seed, held_out_digits(model))
     except UsageError as exc:
         raise SystemExit(f"error: {exc}") from None
     res.update(model=model.id, classifier=judge.id, per_class_samples=args.per_class, seed=args.seed)

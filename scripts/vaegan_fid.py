@@ -101,16 +101,14 @@ def main(argv=None) -> None:
 def _label_rate(folder: Path, seed: int) -> dict | None:
     """scripts/conditional_labels.py's share of right digits and diversity, for a label-conditional model
     (None for the others)."""
-    from conditional_labels import label_rates
+    from conditional_labels import held_out_digits, label_rates
 
     from vaezoo import load
-    from vaezoo.data import load_dataset
 
     model = load(str(folder))
     if not model.conditional:
         return None
-    val = load_dataset("mnist5k", "val")
-    return label_rates(model, load("m2-mnist5k"), 100, seed, (val.float_batch(slice(None)), val.y))
+    return label_rates(model, load("m2-mnist5k"), 100, seed, held_out_digits(model))
 
 
 if __name__ == "__main__":

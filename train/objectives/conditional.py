@@ -20,6 +20,7 @@ from vaezoo.train.objectives.base import Objective, register_objective
 @register_objective("cvae")
 class CVAEObjective(Objective):
     own_batches = True   # label condition: its own labelled batches (half-image: the trainer's; one rule for both)
+
     def __init__(self, recipe: dict, dataset_size: int):
         super().__init__(recipe, dataset_size)
         self.condition = recipe["model"]["condition"]

@@ -28,6 +28,7 @@ from vaezoo.train.objectives.base import Objective, register_objective
 @register_objective("cdraw")
 class ConditionalDRAW(Objective):
     own_batches = True
+
     def __init__(self, recipe: dict, dataset_size: int):
         super().__init__(recipe, dataset_size)
         self.warmup, self.free_bits = int(self.cfg["kl_warmup"]), float(self.cfg["free_bits"])

@@ -35,8 +35,22 @@ from vaezoo.train.objectives.semisup import M2Objective
 
 
 class GANTerm:
-    """The GAN half, mixed into an objective: ``init_gan`` in its constructor, ``gan_term`` in its forward
-    pass; the discriminator's step is the auxiliary."""
+    """The GAN half, mixed in before an objective class: ``init_gan`` in the constructor; ``forward`` is the
+    objective's own loss plus ``gan_weight`` x the GAN term on the reals ``gan_inputs`` names; the discriminator's
+    step is the auxiliary."""
+
+    progress_stats = ("gan", "fooled")
+
+    def gan_inputs(self, batches, step: int):
+        """(real images, their labels or None, unlabelled real images or None, how many fakes) of this step."""
+        raise NotImplementedError
+
+    def forward(self, model, batches, step: int, runner=None):
+        loss, stats = super().forward(model, batches, step, runner)
+        real, labels, unlabelled, n = self.gan_inputs(batches, step)
+        gan, gstats = self.gan_term(model, real, labels, unlabelled, n)
+        loss = loss + self.gan_weight * gan
+        return loss, {**stats, "loss": loss.detach(), **gstats}
 
     def init_gan(self, recipe: dict, classes: int) -> None:
         """``classes``: K for a decoder conditioned on the label, 0 for an unconditional one."""
@@ -102,8 +116,6 @@ def _classes(recipe: dict) -> int:
 class CVAECGAN(GANTerm, CVAEObjective):
     """CVAE+CGAN: the label-conditioned CVAE's bound on labelled batches, plus the GAN term."""
 
-    progress_stats = ("gan", "fooled")
-
     def __init__(self, recipe: dict, dataset_size: int):
         condition = recipe["model"]["condition"]
         if condition != "label":
@@ -112,21 +124,15 @@ class CVAECGAN(GANTerm, CVAEObjective):
         super().__init__(recipe, dataset_size)
         self.init_gan(recipe, _classes(recipe))
 
-    def forward(self, model, batches, step: int, runner=None):
-        x, y = self.labelled_batch(step)
-        fwd = (runner or model)(x, model.label_condition(y))
-        recon, kl = -fwd.log_px.mean(), fwd.kl.mean()
-        gan, gstats = self.gan_term(model, x, y, None, x.shape[0])
-        loss = recon + kl + self.gan_weight * gan
-        return loss, {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach(), **gstats}
+    def gan_inputs(self, batches, step: int):
+        x, y = self.labelled_batch(step)   # the bound's batch of this step (drawn again: a seeded generator)
+        return x, y, None, x.shape[0]
 
 
 @register_objective("m2-cgan")
 class M2CGAN(GANTerm, M2Objective):
     """The semi-supervised VAE with a GAN: M2's loss (q(y|x) the classifier), plus the GAN term; the
     discriminator sees the labelled batch with its labels and the unlabelled batch as real."""
-
-    progress_stats = ("gan", "fooled")
 
     def __init__(self, recipe: dict, dataset_size: int):
         super().__init__(recipe, dataset_size)
@@ -135,28 +141,18 @@ class M2CGAN(GANTerm, M2Objective):
                              f"of pixels), not {recipe['model']['kind']!r}")
         self.init_gan(recipe, _classes(recipe))
 
-    def forward(self, model, batches, step: int, runner=None):
-        x = batches[0]
-        loss, stats = self.m2_step(model, x, step)
-        xl, yl = self._lab_batch(step)
-        gan, gstats = self.gan_term(model, xl, yl, x, x.shape[0])
-        loss = loss + self.gan_weight * gan
-        return loss, {"loss": loss.detach(), **stats, **gstats}
+    def gan_inputs(self, batches, step: int):
+        xl, yl = self._lab_batch(step)   # the bound's labelled batch of this step (a seeded generator)
+        return xl, yl, batches[0], batches[0].shape[0]
 
 
 @register_objective("elbo-gan")
 class ELBOGAN(GANTerm, VAEObjective):
     """The ELBO plus an unconditional GAN term on prior samples (DRAW+GAN: the final canvas is the sample)."""
 
-    progress_stats = ("gan", "fooled")
-
     def __init__(self, recipe: dict, dataset_size: int):
         super().__init__(recipe, dataset_size)
         self.init_gan(recipe, 0)
 
-    def forward(self, model, batches, step: int, runner=None):
-        loss, stats = super().forward(model, batches, step, runner)
-        x = batches[0]
-        gan, gstats = self.gan_term(model, x, None, None, x.shape[0])
-        loss = loss + self.gan_weight * gan
-        return loss, {**stats, "loss": loss.detach(), **gstats}
+    def gan_inputs(self, batches, step: int):
+        return batches[0], None, None, batches[0].shape[0]
