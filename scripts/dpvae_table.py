@@ -1,20 +1,25 @@
-"""The dpVAE paper's MNIST table (FID / FID-LP / sKL, with and without the decoupled prior), measured on mnist5k.
+"""The dpVAE paper's MNIST table (FID / FID-LP / sKL / NLL, with and without the decoupled prior), measured on mnist5k.
 
-    python scripts/dpvae_table.py                      # the bundled starters: vae, dp-vae, dp-factor (-mnist5k)
-    python scripts/dpvae_table.py --train              # trains the six pairs on mnist5k (recipe lengths) into $VAEZOO_HOME/dpvae
-    python scripts/dpvae_table.py --train --models info,dp-info   # some of them (finished runs are reused, killed ones resumed)
+    python scripts/dpvae_table.py                      # the bundled starters: vae, dp-vae, factor, dp-factor (-mnist5k)
+    python scripts/dpvae_table.py --train              # the six pairs trained on mnist5k (recipe lengths) into $VAEZOO_HOME/dpvae
+    python scripts/dpvae_table.py --train --seeds 0,1,2 --models info,dp-info   # some of them, three training seeds
+    python scripts/dpvae_table.py --train --models tc,dp-tc --tc-dimwise prior  # beta-TCVAE's dimension-wise term on g^-1(z0) samples
 
-Every number comes from ``vaezoo evaluate MODEL --metrics fid,fid-lp,skl --samples N --seed S`` (see
-vaezoo.evaluation.suite for the protocol): FID-LeNet between N prior samples and the 4,500 mnist5k training
-digits, FID-LP on the N lowest-aggregate-posterior of 10 N prior draws, sKL by the 1-NN estimator between
-N prior and N aggregate-posterior draws (the 500 validation digits, N / 500 draws each) in the space the
-prior lives in. The FID classifier is ``lenet-mnist5k`` (trained and exported into $VAEZOO_HOME first when
-it is not there).
+Finished runs are reused and killed ones resumed, so the table can be built up over several calls. Every number
+comes from ``vaezoo evaluate MODEL --metrics fid,fid-lp,skl --samples N --seed S`` (see vaezoo.evaluation.suite
+for the protocol): FID-LeNet between N prior samples and the 4,500 mnist5k training digits, FID-LP on the N
+lowest-aggregate-posterior of 10 N prior draws, sKL by the 1-NN estimator between N prior and N aggregate-posterior
+draws (the 500 validation digits, N / 500 draws each) in the space the prior lives in; the NLL is training's own
+(metrics.json: the 500 validation digits, K = 1000, grey levels under the Bernoulli likelihood). The FID classifier is
+``lenet-mnist5k`` (trained and exported into $VAEZOO_HOME first when it is not there). With several training seeds a
+cell is mean +- standard deviation over them. ``--grids DIR`` writes 64 prior samples and 64 LP samples (sample seed 0)
+of each model's first seed.
 
 Ours, not the paper's: mnist5k (4,500 training digits, not 60,000), the recipes' MLP nets with latent 16
 and a Bernoulli likelihood (the authors: the beta-VAE conv net, latent 2, MSE, 100k iterations,
 augmentation), our LeNet's features (not their FID code, which wrote one batch only), sKL in 16
-dimensions. So only the orderings (with vs without the decoupled prior) compare with the paper.
+dimensions. So only the orderings (with vs without the decoupled prior) compare with the paper. The paper
+gives numbers for three of the six pairs (REFERENCE.md); the others print "-".
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +37,8 @@ PAPER = {  # REFERENCE.md, the dpVAE paper's MNIST numbers: FID / FID-LP / sKL
     "factor": (130.5, 191.2, 1.04), "dp-factor": (120.8, 121.3, 0.85),
     "info": (128.7, 133.2, 2.89), "dp-info": (110.1, 110.5, 1.70),
 }
-BUNDLED = ["vae", "dp-vae", "dp-factor"]
+FAMILIES = ["vae", "beta-h", "beta-b", "tc", "factor", "info"]
+BUNDLED = ["vae", "dp-vae", "factor", "dp-factor"]
 
 
 def vaezoo(*args: str, capture: bool = False) -> str:
@@ -53,42 +60,90 @@ def ensure_classifier(name: str, threads: int) -> None:
         vaezoo("export", name, "--check")
 
 
+def trained(model: str, seed: int, args) -> Path:
+    """The checkpoint folder of one model and training seed, trained and exported unless it is there."""
+    from vaezoo.store.resolution import home
+
+    fam = model.removeprefix("dp-")
+    dimwise = args.tc_dimwise if fam == "tc" else None
+    name = f"{model}-mnist5k" + (f"-dimwise-{dimwise}" if dimwise else "")
+    out = home() / "dpvae" / f"seed{seed}" / name
+    if (out / "onnx" / "decoder.onnx").is_file():
+        return out
+    recipe = f"{model}-mnist5k"
+    if dimwise:   # a recipe override file: the family's recipe with the other estimator
+        out.parent.mkdir(parents=True, exist_ok=True)
+        recipe = str(out.parent / f"{name}.toml")
+        Path(recipe).write_text(f'family = "{model}"\ndataset = "mnist5k"\n[objective]\ndimwise = "{dimwise}"\n')
+    again = "--resume" if (out / "train_state.safetensors").is_file() else "--force"
+    vaezoo("train", recipe, "--out", str(out), "--threads", str(args.threads), "--seed", str(seed), again, "-q",
+           *(["--steps", str(args.steps)] if args.steps else []))
+    vaezoo("export", str(out), "--check", "--force")
+    return out
+
+
+def measure(model: str, args) -> dict:
+    res = json.loads(vaezoo("evaluate", model, "--metrics", "fid,fid-lp,skl", "--samples", str(args.samples),
+                            "--seed", str(args.seed), "--classifier", args.classifier, "--json", capture=True))
+    from vaezoo.store.resolution import resolve_model
+
+    nll = json.loads((resolve_model(model) / "metrics.json").read_text())["validation"]["nll"]
+    return {**{k: res["metrics"][k]["value"] for k in ("fid", "fid-lp", "skl")}, "nll": nll}
+
+
+def cell(values: list[float], digits: int) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--train", action="store_true", help="train every pair into $VAEZOO_HOME/dpvae (else: the bundled starters)")
     ap.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
+    ap.add_argument("--seeds", default="0", help="comma-separated training seeds (with --train)")
     ap.add_argument("--samples", type=int, default=5000)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="the evaluation's seed")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--classifier", default="lenet-mnist5k")
-    ap.add_argument("--models", default=None, help="comma-separated families (default: all six with --train, else the bundled three)")
+    ap.add_argument("--tc-dimwise", choices=["posterior", "prior"], default=None,
+                    help="train tc / dp-tc with this objective.dimwise (default: the recipe's)")
+    ap.add_argument("--grids", type=Path, default=None, help="write prior and LP sample grids of each model here")
+    ap.add_argument("--models", default=None, help="comma-separated models (default: the six pairs with --train, else the bundled four)")
     args = ap.parse_args(argv)
 
-    from vaezoo.store.resolution import home
-
     ensure_classifier(args.classifier, args.threads)
+    models = args.models.split(",") if args.models else (
+        [m for f in FAMILIES for m in (f, f"dp-{f}")] if args.train else BUNDLED)
+    seeds = [int(s) for s in args.seeds.split(",")] if args.train else [None]
     rows = []
-    fams = args.models.split(",") if args.models else list(PAPER if args.train else BUNDLED)
-    for fam in fams:
-        model = f"{fam}-mnist5k"
-        if args.train:
-            out = home() / "dpvae" / model
-            if not (out / "onnx" / "decoder.onnx").is_file():   # finished runs are reused, killed ones resumed
-                again = "--resume" if (out / "train_state.safetensors").is_file() else "--force"
-                vaezoo("train", model, "--out", str(out), "--threads", str(args.threads), again, "-q",
-                       *(["--steps", str(args.steps)] if args.steps else []))
-                vaezoo("export", str(out), "--check", "--force")
-            model = str(out)
-        res = json.loads(vaezoo("evaluate", model, "--metrics", "fid,fid-lp,skl", "--samples", str(args.samples),
-                                "--seed", str(args.seed), "--classifier", args.classifier, "--json", capture=True))
-        m = res["metrics"]
-        rows.append((fam, m["fid"]["value"], m["fid-lp"]["value"], m["skl"]["value"], PAPER[fam]))
-    print(f"mnist5k, {'trained here' if args.train else 'bundled starters'}, --samples {args.samples} --seed {args.seed}, "
-          f"classifier {args.classifier}\n")
-    print("| model | FID-LeNet | FID-LP | sKL | paper (MNIST) FID / FID-LP / sKL |")
-    print("|---|---|---|---|---|")
-    for fam, fid, fid_lp, skl, paper in rows:
-        print(f"| {fam} | {fid:.1f} | {fid_lp:.1f} | {skl:.2f} | {paper[0]} / {paper[1]} / {paper[2]} |")
+    for model in models:
+        folders = [trained(model, s, args) if args.train else f"{model}-mnist5k" for s in seeds]
+        runs = [measure(str(f), args) for f in folders]
+        if args.grids:
+            args.grids.mkdir(parents=True, exist_ok=True)
+            for region in ("prior", "lp"):
+                vaezoo("sample", str(folders[0]), "-n", "64", "--seed", "0", "--force",
+                       "-o", str(args.grids / f"{Path(str(folders[0])).name}-{region}.png"),
+                       *(["--region", region] if region == "lp" else []))
+        rows.append((model, runs))
+    tag = f"trained here, seeds {args.seeds}" if args.train else "bundled starters"
+    dimwise = f", tc dimwise {args.tc_dimwise}" if args.tc_dimwise else ""
+    print(f"mnist5k, {tag}{dimwise}, --samples {args.samples} --seed {args.seed}, classifier {args.classifier}\n")
+    print("| model | FID-LeNet | FID-LP | sKL | val NLL (nats) | paper (MNIST) FID / FID-LP / sKL |")
+    print("|---|---|---|---|---|---|")
+    means = {}
+    for model, runs in rows:
+        paper = " / ".join(map(str, PAPER[model])) if model in PAPER else "-"
+        cols = [cell([r[k] for r in runs], d) for k, d in (("fid", 1), ("fid-lp", 1), ("skl", 2), ("nll", 2))]
+        means[model] = {k: statistics.mean(r[k] for r in runs) for k in ("fid", "fid-lp", "skl")}
+        print(f"| {model} | {' | '.join(cols)} | {paper} |")
+    pairs = [m for m in means if not m.startswith("dp-") and f"dp-{m}" in means]
+    if pairs:
+        print()
+        for k in ("fid", "fid-lp", "skl"):
+            wins = [m for m in pairs if means[f"dp-{m}"][k] < means[m][k]]
+            print(f"{k}: the decoupled prior lower in {len(wins)} of {len(pairs)} pairs ({', '.join(wins) or 'none'})")
 
 
 if __name__ == "__main__":

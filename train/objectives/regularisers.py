@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vaezoo.errors import UsageError
 from vaezoo.models.distributions import DiagGaussian, gaussian_log_density
 from vaezoo.train.objectives.base import Auxiliary, Objective, register_objective
 
@@ -71,9 +72,25 @@ class TCVAE(ELBOObjective):
     """beta-TCVAE: recon + alpha*MI + beta*TC + gamma*dimwise-KL, minibatch-weighted sampling.
 
     From logq[i, j, d] = log q(z_i,d | x_j):  log q(z_i) = logsumexp_j sum_d logq - log(N*B) and
-    log prod_d q(z_i,d) = sum_d (logsumexp_j logq - log(N*B)). The dimension-wise term compares
-    prod_d q(z_d) with the prior's density at z (through the flow, log-det included, for dp models).
+    log prod_d q(z_i,d) = sum_d (logsumexp_j logq - log(N*B)). The dimension-wise term
+    (objective.dimwise) is one of:
+
+    * "posterior" (our default): E_q(z) [log prod_d q(z_d) - log p(z)] at the posterior samples, the prior's
+      density through the flow (log-det included) for dp models. For N(0, I) this is sum_d KL(q(z_d) || p(z_d))
+      exactly; for a flow prior, which does not factorise, it is a plug-in term, not a KL.
+    * "prior" (the dpVAE paper's "g^-1(z0) samples"; our reading, their formula did not survive): B draws
+      z = g^-1(z0), z0 ~ N(0, I), and KL(p(z) || prod_d q(z_d)) = E_p [log p(z) - log prod_d q(z_d)], a divergence
+      for any prior; q(z_d) at a point outside the batch is the batch's mixture, logsumexp_j - log B.
     """
+
+    DIMWISE = ("posterior", "prior")
+
+    def __init__(self, recipe: dict, dataset_size: int):
+        super().__init__(recipe, dataset_size)
+        self.dimwise = self.cfg.get("dimwise", "posterior")
+        if self.dimwise not in self.DIMWISE:
+            raise UsageError(f"recipe {recipe.get('id', '?')!r}: objective.dimwise must be one of "
+                             f"{', '.join(self.DIMWISE)}, not {self.dimwise!r}")
 
     def regularizer(self, model, fwd, step, batches):
         z, mu, logvar = fwd.z, fwd.mu, fwd.logvar
@@ -85,7 +102,13 @@ class TCVAE(ELBOObjective):
         log_qz_prod = (torch.logsumexp(logq, dim=1) - log_nb).sum(1)
         mi = (log_qz_x - log_qz).mean()
         tc = (log_qz - log_qz_prod).mean()
-        dwkl = (log_qz_prod - fwd.log_pz).mean()
+        if self.dimwise == "prior":
+            z_p = model.prior.inverse(torch.randn_like(z))
+            logq_p = gaussian_log_density(z_p.unsqueeze(1), mu.unsqueeze(0), logvar.unsqueeze(0))   # B x B x D
+            log_qp_prod = (torch.logsumexp(logq_p, dim=1) - math.log(b)).sum(1)
+            dwkl = (model.prior.log_prob(z_p) - log_qp_prod).mean()
+        else:
+            dwkl = (log_qz_prod - fwd.log_pz).mean()
         c = self.cfg
         reg = c["alpha"] * mi + c["beta"] * tc + c["gamma"] * dwkl
         return reg, {"mi": mi.detach(), "tc": tc.detach(), "dwkl": dwkl.detach()}
