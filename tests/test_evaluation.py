@@ -279,12 +279,18 @@ def test_the_dpvae_table_script_measures_the_bundled_starters(tiny_lenet, capsys
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     script.main(["--samples", "60", "--classifier", str(tiny_lenet)])
-    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "FID" not in line]
-    assert [r.split(" | ")[0] for r in rows] == ["| vae", "| dp-vae", "| dp-factor"]
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "FID" not in line]
+    assert [r.split(" | ")[0] for r in rows] == ["| vae", "| dp-vae", "| factor", "| dp-factor"]
     assert rows[0].endswith("| 137.4 / 165.0 / 1.26 |")   # the paper's VAE beside ours
+    from vaezoo.store.resolution import bundled_dir
+
     for r in rows:
-        fid, fid_lp, skl = (float(v) for v in r.split(" | ")[1:4])
+        fid, fid_lp, skl, nll = (float(v) for v in r.split(" | ")[1:5])
         assert fid >= 0 and fid_lp >= 0 and np.isfinite(skl), r
+        recorded = json.loads((bundled_dir(r.split(" | ")[0][2:] + "-mnist5k") / "metrics.json").read_text())
+        assert nll == pytest.approx(recorded["validation"]["nll"], abs=0.006)   # training's NLL, to the printed digits
+    assert "skl: the decoupled prior lower in" in out and "of 2 pairs" in out
 
 
 def test_the_default_metrics_are_those_that_apply():

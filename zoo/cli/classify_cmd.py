@@ -217,7 +217,7 @@ def evaluate(
     seed: SeedOpt = 0,
     k: KnnOpt = 1,
     pool: PoolOpt = 10,
-    classifier: FidClassifierOpt = "lenet-mnist5k",
+    classifier: FidClassifierOpt = None,
     data_dir: DataDirOpt = None,
     batch_size: BatchSizeOpt = 512,
     backend: BackendOpt = Backend.auto,

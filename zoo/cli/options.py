@@ -163,8 +163,10 @@ PoolOpt = Annotated[int, typer.Option(
 RegionOpt = Annotated[Optional[Region], typer.Option(
     "--region", help="lp: the prior draws with the lowest aggregate-posterior density (of --pool per sample); hp: the "
     "aggregate-posterior draws with the lowest prior density.")]
-FidClassifierOpt = Annotated[str, typer.Option(
-    "--classifier", help="The FID-LeNet digit classifier: a model id, folder or hf-hub: spec with an exported features graph.")]
+FidClassifierOpt = Annotated[Optional[str], typer.Option(
+    "--classifier", help="FID's feature network: a classifier's model id, folder or hf-hub: spec with an exported features "
+    "graph, or a feature graph FILE.onnx (default: lenet-mnist5k for 1x28x28 digits, else the Inception graph that "
+    "`python -m vaezoo.export.inception WEIGHTS.pth` writes into $VAEZOO_HOME/features).", show_default=False)]
 
 def print_json(obj) -> None:
     """Every command's --json: one indented JSON document on stdout (results on stdout, messages on stderr)."""

@@ -50,7 +50,7 @@ class Protocol:
     seed: int
     k: int           # the k of the k-NN KL estimator
     pool: int        # LP: prior draws per kept sample
-    classifier: str  # the FID-LeNet checkpoint
+    classifier: str | None = None   # the FID feature network (features.load_feature_net; None: by the image shape)
     data_dir: str | None = None   # where the model's dataset is (None: $VAEZOO_DATA, else the default cache)
 
 
@@ -62,16 +62,17 @@ def parse_metrics(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-DIGITS = (1, 28, 28)   # the images FID-LeNet's digit classifier reads
 DEFAULT = ("fid", "fid-lp", "skl", "nll", "error", "mig", "factor-score", "dci")   # leakage: asked for by name
 
 
 def default_metrics(pipe) -> list[str]:
-    """`evaluate MODEL` without --metrics: each metric of DEFAULT that applies to the model, FID-LeNet only for
-    digits (the shape of the LeNet classifier; other images need Inception weights, which vaezoo does not ship)."""
+    """`evaluate MODEL` without --metrics: each metric of DEFAULT that applies to the model; FID for digits (FID-LeNet,
+    bundled) and for other images when the Inception graph is there (features.inception_path: vaezoo does not ship it)."""
+    from vaezoo.evaluation.features import DIGITS, inception_path
+
     names = []
     for name in DEFAULT:
-        if name in ("fid", "fid-lp") and tuple(pipe.shape) != DIGITS:
+        if name in ("fid", "fid-lp") and tuple(pipe.shape) != DIGITS and not inception_path().is_file():
             continue
         try:
             check_applies(pipe, [name])
@@ -107,7 +108,7 @@ def check_applies(pipe, names: list[str], proto: Protocol | None = None) -> None
 
 
 def _fid(net, real: np.ndarray, fake: np.ndarray) -> float:
-    return M.frechet_distance(net.run(real)[1], net.run(fake)[1])
+    return M.frechet_distance(net.features(real), net.features(fake))
 
 
 def _posterior_draws(pipe, x: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -127,9 +128,8 @@ def run(pipe, names: list[str], proto: Protocol, *, offline: bool = False, error
     if {"fid", "fid-lp"} & set(names):
         from vaezoo.evaluation.features import load_feature_net
 
-        net = load_feature_net(proto.classifier, offline)
-        if tuple(net.shape) != tuple(pipe.shape):
-            raise UsageError(f"the FID classifier {net.id} reads {net.shape} images; {pipe.id} makes {pipe.shape}")
+        net = load_feature_net(proto.classifier, offline, tuple(pipe.shape), str(getattr(pipe.backend, "device", "cpu")))
+        net.check_images(tuple(pipe.shape), pipe.id)
         if n <= net.feature_dim:
             raise UsageError(f"--samples {n}: FID needs more samples than the classifier's {net.feature_dim} features "
                              "(ideally 10,000 or more)")
