@@ -28,6 +28,7 @@ from vaezoo.models.loading import save_checkpoint
 from vaezoo.runtime.preview import write_preview
 from vaezoo.store.checkpoint import CONFIG, MANIFEST_KEY, METRICS, ONNX_DIR, WEIGHTS, make_config, read_config, safe_path
 from vaezoo.data import binarize
+from vaezoo.train import augment
 from vaezoo.errors import UsageError, VaezooError
 from vaezoo.io.files import atomic_path
 from vaezoo.io.progress import Progress, log
@@ -338,6 +339,7 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
     model = build_model(config).to(dev)
     objective = build_objective(recipe, len(train_set)).to(dev)
     check_binarize(recipe, objective)
+    augment.check(recipe, objective)
     objective.attach(train_set, dev)
     opt = torch.optim.Adam(model.parameters(), lr=float(tcfg["lr"]))
     auxiliaries = objective.auxiliaries()
@@ -374,7 +376,8 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
     t_start = time.perf_counter() - elapsed
     last_stats: dict = {}
     while step < total:
-        batches = binarized([_batch(data, sampler.next(), dev) for _ in range(objective.batches_per_step)], recipe)
+        batches = [_batch(data, sampler.next(), dev) for _ in range(objective.batches_per_step)]
+        batches = binarized(augment.augmented(batches, recipe), recipe)   # augmented grey levels, then binarised
         stats = train_step(model, objective, opt, aux_opts, batches, step, tcfg, runner, ddp.world)
         step += 1
         last_stats = {k: float(v) for k, v in stats.items()}
