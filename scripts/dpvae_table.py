@@ -126,6 +126,43 @@ def measure(model: str, args) -> dict:
     return {**{k: res["metrics"][k]["value"] for k in ("fid", "fid-lp", "skl")}, "nll": nll}
 
 
+def folders_named(rows, args) -> list[str]:
+    """The grid files' stems: the first seed's checkpoint folder names, as the loop above wrote them."""
+    names = []
+    for model, _ in rows:
+        fam = model.removeprefix("dp-")
+        dimwise = args.tc_dimwise if (args.train and fam == "tc") else None
+        names.append(f"{model}-mnist5k" + (f"-dimwise-{dimwise}" if dimwise else ""))
+    return names
+
+
+def figure(folder: Path, models: list[str], stems: list[str]) -> Path:
+    """One PNG of every model's prior and LP samples (the first 16 of each 8 x 8 grid): a row per family, columns
+    prior / LP, then the dp variant's."""
+    from PIL import Image, ImageDraw
+
+    def quarter(path):
+        im = Image.open(path).convert("L")
+        return im.crop((0, 0, im.size[0] // 2 + 1, im.size[1] // 2 + 1))   # 4 x 4 tiles and their padding
+
+    grids = {m: [quarter(folder / f"{s}-{r}.png") for r in ("prior", "lp")] for m, s in zip(models, stems)}
+    fams = list(dict.fromkeys(m.removeprefix("dp-") for m in models))
+    side, label = next(iter(grids.values()))[0].size[0], 50
+    sheet = Image.new("L", (label + 4 * (side + 6), 20 + len(fams) * (side + 6)), 255)
+    draw = ImageDraw.Draw(sheet)
+    for c, head in enumerate(("prior", "LP", "dp: prior", "dp: LP")):
+        draw.text((label + c * (side + 6) + 4, 4), head, fill=0)
+    for r, fam in enumerate(fams):
+        y = 20 + r * (side + 6)
+        draw.text((4, y + side // 2), fam, fill=0)
+        for k, model in enumerate((fam, f"dp-{fam}")):
+            for j, im in enumerate(grids.get(model, [])):
+                sheet.paste(im, (label + (2 * k + j) * (side + 6), y))
+    out = folder / "pairs.png"
+    sheet.save(out)
+    return out
+
+
 def cell(values: list[float], digits: int) -> str:
     if len(values) == 1:
         return f"{values[0]:.{digits}f}"
@@ -166,6 +203,8 @@ def main(argv=None) -> None:
                        "-o", str(args.grids / f"{Path(str(folders[0])).name}-{region}.png"),
                        *(["--region", region] if region == "lp" else []))
         rows.append((model, runs))
+    if args.grids:
+        print(f"figure: {figure(args.grids, [r[0] for r in rows], folders_named(rows, args))}", file=sys.stderr)
     tag = f"trained here, seeds {args.seeds}" if args.train else "bundled starters"
     tag += ", the dpVAE authors' settings" if args.authors else ""
     tag += f", {args.steps} steps" if args.steps else ""
