@@ -78,6 +78,9 @@ def test_the_authors_settings_load_and_build(path: Path):
     mu, _ = model.encoder(torch.zeros(2, 1, 28, 28))
     assert mu.shape == (2, 2) and np.isfinite(mu.detach().numpy()).all()
     assert (recipe["prior"]["kind"] == "flow") == path.stem.startswith("dp-")
+    from vaezoo.store import cards
+
+    assert cards._whose_settings(recipe).startswith("The settings are the dpVAE authors' released MNIST configuration")
 
 
 def test_there_is_a_file_for_each_of_the_twelve_models():

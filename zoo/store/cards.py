@@ -172,6 +172,20 @@ def _metadata(config: dict, metrics: dict | None, has_graphs: bool) -> str:
     return "---\n" + data.to_yaml() + "\n---\n"
 
 
+AUTHORS = "dpvae-authors"   # recipe.settings of the files in train/recipes/dpvae_authors/
+
+
+def _whose_settings(recipe: dict) -> str:
+    if recipe.get("settings") == AUTHORS:
+        return ("The settings are the dpVAE authors' released MNIST configuration (latent 2, MSE weight as a Gaussian "
+                "sigma, their hyper-parameters, batch, learning rate, iterations and augmentation) except where the "
+                "recipe file says it is ours: the conv28 net for their conv nets, the augmentation's parameters, the "
+                "data, and any shortened --steps (train.steps above is what ran).")
+    return ("The regulariser's settings and the networks are this zoo's recipe for the family, not the dpVAE authors' "
+            "released configurations (those use a 2-d latent and their own conv nets; train/recipes/dpvae_authors/ "
+            "has them as recipe files).")
+
+
 def _about(config: dict) -> list[str]:
     recipe = config["recipe"]
     pub = _family(recipe)
@@ -182,9 +196,7 @@ def _about(config: dict) -> list[str]:
         lines.append("The decoupled prior separates the representation space z, where the regulariser acts, from the "
                      f"generation space eps ~ N(0, I): an invertible RealNVP flow of {recipe['prior'].get('blocks')} affine "
                      "coupling blocks maps one to the other, so the regulariser shapes z without leaving holes that "
-                     "sampling from N(0, I) would fall into. Samples are `decoder(g^-1(eps))`. The regulariser's "
-                     "settings and the networks are this zoo's recipe for the family, not the dpVAE authors' released "
-                     "configurations (those use a 2-d latent and their own conv nets).")
+                     "sampling from N(0, I) would fall into. Samples are `decoder(g^-1(eps))`. " + _whose_settings(recipe))
     if pub:
         lines.append("")
         lines.append("Follows: " + "; ".join(f"[{title}]({url})" if url else title for title, url in pub.papers) + ".")
