@@ -2,6 +2,7 @@
 
     python scripts/vaegan_fid.py --steps 1000 --threads 1     # trains both into $VAEZOO_HOME/vaegan (reused when done)
     python scripts/vaegan_fid.py --pair cvae-cgan             # CVAE+CGAN against the label CVAE, in $VAEZOO_HOME/cvae-cgan
+    python scripts/vaegan_fid.py --pair draw-gan --steps 1000 --nll-samples 10   # DRAW+GAN against DRAW
 
 ``--pair vaegan`` (the default): the VAE is `vae-mnist5k` with vaegan-mnist5k's [model] table (the conv28 backbone instead of the MLP), written
 as the recipe file vae-conv28-mnist5k.toml, so the two decoders are the same network; each keeps its own
@@ -16,6 +17,9 @@ rates), the samples cycling through the ten labels, and one more column: the sha
 (scripts/conditional_labels.py, the bundled m2-mnist5k's q(y|x)) reads as the label asked for, 100 per class,
 and their diversity (the same script's: same-class sample spread over the held-out digits', 1 = as varied).
 Their -ELBO and NLL are of -log p(x|y), each validation digit with its true label.
+
+``--pair draw-gan``: `draw-mnist5k` against `draw-gan-mnist5k` (the same LSTMs and attention; the GAN term on the
+final canvas of prior samples).
 """
 
 from __future__ import annotations
@@ -31,17 +35,19 @@ import numpy as np
 from dpvae_table import ensure_classifier, vaezoo   # scripts/: the same CLI runner and FID classifier
 
 
-def train_and_export(recipe: str, out: Path, steps: int, seed: int, threads: int) -> None:
+def train_and_export(recipe: str, out: Path, steps: int, seed: int, threads: int, nll_samples: int | None = None) -> None:
     if (out / "onnx" / "decoder.onnx").is_file():   # finished runs are reused, killed ones resumed
         return
     again = "--resume" if (out / "train_state.safetensors").is_file() else "--force"
-    vaezoo("train", recipe, "--out", str(out), "--steps", str(steps), "--seed", str(seed), "--threads", str(threads), again, "-q")
+    vaezoo("train", recipe, "--out", str(out), "--steps", str(steps), "--seed", str(seed), "--threads", str(threads), again, "-q",
+           *(["--nll-samples", str(nll_samples)] if nll_samples else []))
     vaezoo("export", str(out), "--check", "--force")
 
 
 # --pair: (name of the run folder, (label, recipe) of the model without the GAN, then with it)
 PAIRS = {"vaegan": ("vaegan", ("vae (conv28)", None), ("vaegan", "vaegan-mnist5k")),
-         "cvae-cgan": ("cvae-cgan", ("cvae-label", "cvae-label-mnist5k"), ("cvae-cgan", "cvae-cgan-mnist5k"))}
+         "cvae-cgan": ("cvae-cgan", ("cvae-label", "cvae-label-mnist5k"), ("cvae-cgan", "cvae-cgan-mnist5k")),
+         "draw-gan": ("draw-gan", ("draw", "draw-mnist5k"), ("draw-gan", "draw-gan-mnist5k"))}
 
 
 def main(argv=None) -> None:
@@ -53,6 +59,8 @@ def main(argv=None) -> None:
     ap.add_argument("--train-seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--classifier", default="lenet-mnist5k")
+    ap.add_argument("--nll-samples", type=int, default=None,
+                    help="K of training's NLL (default: the recipe's 1000; DRAW's takes 16 min there, 10 gives an upper bound)")
     ap.add_argument("--grid", default=None, help="side-by-side PNG (default: $VAEZOO_HOME/<pair>/samples_<without>_vs_<with>.png)")
     args = ap.parse_args(argv)
 
@@ -71,7 +79,7 @@ def main(argv=None) -> None:
     rows, grids = [], []
     for name, recipe in (without, with_gan):
         out = root / Path(recipe).name.removesuffix(".toml")
-        train_and_export(recipe, out, args.steps, args.train_seed, args.threads)
+        train_and_export(recipe, out, args.steps, args.train_seed, args.threads, args.nll_samples)
         res = json.loads(vaezoo("evaluate", str(out), "--metrics", "fid", "--samples", str(args.samples), "--seed", str(args.seed),
                                 "--classifier", args.classifier, "--json", capture=True))
         val = json.loads((out / "metrics.json").read_text())["validation"]
@@ -87,7 +95,7 @@ def main(argv=None) -> None:
         tmp.write_bytes(encode_png(side))
     print(f"mnist5k, --steps {args.steps} (batch 100, train seed {args.train_seed}), FID-LeNet on --samples {args.samples} "
           f"prior samples --seed {args.seed} against the 4,500 training digits, classifier {args.classifier}; "
-          f"-ELBO / NLL: 500 validation digits, K = 1000 (the recipes' eval)\n")
+          f"-ELBO / NLL: 500 validation digits, K = {args.nll_samples or 1000} (the recipes' eval)\n")
     conditional = rows[0][4] is not None
     print(f"| model (same decoder network) | FID-LeNet | val -ELBO (nats) | val NLL (nats) |"
           f"{' right digit (judge) | diversity |' if conditional else ''}")

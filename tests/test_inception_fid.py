@@ -18,7 +18,7 @@ from tests import data_formats as fmt
 from tests.conftest import TINY, run_cli
 from vaezoo.evaluation import metrics as M
 from vaezoo.evaluation.features import inception_path
-from vaezoo.export.inception import FIDInception
+from vaezoo.models.inception import FIDInception
 
 
 def _weights_file(path, extra: dict | None = None):

@@ -22,7 +22,7 @@ PART = "features"
 BATCH = 1000
 DIGITS = (1, 28, 28)   # the images FID-LeNet reads
 DEFAULT_CLASSIFIER = "lenet-mnist5k"
-INCEPTION_FILE = "pt_inception-2015-12-05.onnx"   # vaezoo.export.inception.FILE_NAME (that module needs torch)
+INCEPTION_FILE = "pt_inception-2015-12-05.onnx"   # vaezoo.export.inception.FILE_NAME
 
 
 class FeatureNet:
