@@ -124,6 +124,13 @@ def run(pipe, names: list[str], proto: Protocol, *, offline: bool = False, error
     check_applies(pipe, names, proto)
     n, seed = proto.samples, proto.seed
     out: dict = {}
+    loaded: dict = {}
+
+    def images(split: str):   # each split read once per run (skl / leakage and nll share the validation digits)
+        if split not in loaded:
+            loaded[split] = dataset_images(pipe, split, proto.data_dir)
+        return loaded[split]
+
     net = None
     if {"fid", "fid-lp"} & set(names):
         from vaezoo.evaluation.features import load_feature_net
@@ -133,7 +140,7 @@ def run(pipe, names: list[str], proto: Protocol, *, offline: bool = False, error
         if n <= net.feature_dim:
             raise UsageError(f"--samples {n}: FID needs more samples than the classifier's {net.feature_dim} features "
                              "(ideally 10,000 or more)")
-        real, real_desc = dataset_images(pipe, "train", proto.data_dir)
+        real, real_desc = images("train")
         base = {"classifier": net.id, "features": net.feature_dim, "real": real_desc, "generated": n, "seed": seed}
         if "fid" in names:
             fake = np.concatenate(list(pipe.sample_batches(n, seed)))
@@ -147,7 +154,7 @@ def run(pipe, names: list[str], proto: Protocol, *, offline: bool = False, error
                                           f"aggregate-posterior density (mixture of the {len(mu)} training posteriors)",
                                           "pool": proto.pool}}
     if {"skl", "leakage"} & set(names):
-        val, val_desc = dataset_images(pipe, "val", proto.data_dir)
+        val, val_desc = images("val")
         z_post = _posterior_draws(pipe, val, n, seed + 1)
         eps_prior = pipe.noise(n, seed)
         where = {"posterior": f"{n} draws z ~ q(z|x) of {val_desc}, {math.ceil(n / len(val))} per digit (numpy seed {seed + 1})",
@@ -168,7 +175,7 @@ def run(pipe, names: list[str], proto: Protocol, *, offline: bool = False, error
         from vaezoo.evaluation.likelihood import importance_nll
 
         ecfg = pipe.config["recipe"]["eval"]
-        val, val_desc = dataset_images(pipe, "val", proto.data_dir)
+        val, val_desc = images("val")
         x = val[: int(ecfg["max_examples"])]
         binarised = binarize.describe(pipe.config["recipe"])
         if binarised:   # the digits training scored (vaezoo.data.binarize): the same fixed draw
