@@ -78,3 +78,23 @@ def test_torch_cuda_matches_onnx_cuda(exported):
     a = load(str(exported), backend="onnx", device="cuda").sample(64, seed=1)
     b = load(str(exported), backend="torch", device="cuda").sample(64, seed=1)
     assert np.abs(a - b).max() <= 1e-3
+
+
+def test_the_inception_feature_graph_runs_on_cuda_and_matches_the_cpu(tmp_path):
+    """FID's Inception graph (here the real FID Inception-v3 network on random weights) on the CUDA provider."""
+    import torch
+
+    from vaezoo.evaluation.features import GraphFeatures
+    from vaezoo.export.inception import export
+    from vaezoo.models.inception import FIDInception
+
+    torch.manual_seed(0)
+    net = FIDInception()
+    torch.save({k: v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}, tmp_path / "w.pth")
+    export(tmp_path / "w.pth", tmp_path / "inception.onnx")
+    x = np.random.default_rng(0).random((60, 3, 32, 32), dtype=np.float32)
+    gpu, cpu = GraphFeatures(tmp_path / "inception.onnx", "cuda"), GraphFeatures(tmp_path / "inception.onnx", "cpu")
+    assert gpu.session.get_providers()[0] == "CUDAExecutionProvider"
+    a, b = gpu.features(x), cpu.features(x)
+    assert a.shape == (60, 2048)
+    np.testing.assert_allclose(a, b, rtol=1e-2, atol=1e-3 * float(np.abs(b).max()))
