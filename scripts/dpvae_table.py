@@ -6,7 +6,8 @@
     python scripts/dpvae_table.py --train --models tc,dp-tc --tc-dimwise prior  # beta-TCVAE's dimension-wise term on g^-1(z0) samples
     python scripts/dpvae_table.py --train --authors --steps 3000   # the dpVAE authors' settings (their 100k steps shortened)
 
-Finished runs are reused and killed ones resumed, so the table can be built up over several calls. Every number
+Finished runs are reused (with the numbers `vaezoo evaluate` recorded in them under the same protocol) and killed
+ones resumed, so the table can be built up over several calls. Every number
 comes from ``vaezoo evaluate MODEL --metrics fid,fid-lp,skl --samples N --seed S`` (see vaezoo.evaluation.suite
 for the protocol): FID-LeNet between N prior samples and the 4,500 mnist5k training digits, FID-LP on the N
 lowest-aggregate-posterior of 10 N prior draws, sKL by the 1-NN estimator between N prior and N aggregate-posterior
@@ -117,13 +118,31 @@ def trained(model: str, seed: int, args) -> Path:
     return out
 
 
+def recorded(folder: Path, args) -> dict | None:
+    """The numbers `vaezoo evaluate` recorded in a run's metrics.json, when they were made with this protocol."""
+    ev = json.loads((folder / "metrics.json").read_text()).get("evaluation", {})
+    try:
+        fid_ok = all(ev[k]["protocol"]["generated"] == args.samples and ev[k]["protocol"]["seed"] == args.seed
+                     and ev[k]["protocol"]["classifier"] == Path(args.classifier).name for k in ("fid", "fid-lp"))
+        skl_ok = ev["skl"]["protocol"]["prior"].startswith(f"{args.samples} draws") and f"seed {args.seed})" in ev["skl"]["protocol"]["prior"]
+    except (KeyError, TypeError):
+        return None
+    return {k: ev[k]["value"] for k in ("fid", "fid-lp", "skl")} if fid_ok and skl_ok else None
+
+
 def measure(model: str, args) -> dict:
-    res = json.loads(vaezoo("evaluate", model, "--metrics", "fid,fid-lp,skl", "--samples", str(args.samples),
-                            "--seed", str(args.seed), "--classifier", args.classifier, "--json", capture=True))
+    """FID / FID-LP / sKL from `vaezoo evaluate` (for a trained run, what it already recorded with this protocol, so
+    a table printed again with more seeds or models measures only what is new); the NLL from training's metrics.json."""
     from vaezoo.store.resolution import resolve_model
 
-    nll = json.loads((resolve_model(model) / "metrics.json").read_text())["validation"]["nll"]
-    return {**{k: res["metrics"][k]["value"] for k in ("fid", "fid-lp", "skl")}, "nll": nll}
+    folder = resolve_model(model)
+    found = recorded(folder, args) if Path(model).is_dir() else None
+    if found is None:
+        res = json.loads(vaezoo("evaluate", model, "--metrics", "fid,fid-lp,skl", "--samples", str(args.samples),
+                                "--seed", str(args.seed), "--classifier", args.classifier, "--json", capture=True))
+        found = {k: res["metrics"][k]["value"] for k in ("fid", "fid-lp", "skl")}
+    nll = json.loads((folder / "metrics.json").read_text())["validation"]["nll"]
+    return {**found, "nll": nll}
 
 
 def folders_named(rows, args) -> list[str]:
