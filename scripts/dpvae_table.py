@@ -35,7 +35,6 @@ import os
 import statistics
 import subprocess
 import sys
-
 from pathlib import Path
 
 PAPER = {  # REFERENCE.md, the dpVAE paper's MNIST numbers: FID / FID-LP / sKL
@@ -67,20 +66,11 @@ def ensure_classifier(name: str, threads: int) -> None:
         vaezoo("export", name, "--check")
 
 
-def toml_text(table: dict) -> str:
-    """A recipe override file's text (scalars, lists and one level of tables: what those files hold)."""
-    value = lambda v: json.dumps(v) if not isinstance(v, bool) else str(v).lower()   # noqa: E731
-    lines = [f"{k} = {value(v)}" for k, v in table.items() if not isinstance(v, dict)]
-    for name, sub in table.items():
-        if isinstance(sub, dict):
-            lines += ["", f"[{name}]"] + [f"{k} = {value(v)}" for k, v in sub.items()]
-    return "\n".join(lines) + "\n"
-
-
 def override_file(model: str, args, folder: Path) -> str | None:
     """The recipe override file a run trains from (None: the registry's recipe): the authors' settings, the
     other dimension-wise estimator for tc. With --steps, beta-B's capacity still reaches C_max at the last step."""
     from vaezoo import toml
+    from vaezoo.recipes import to_toml
 
     fam = model.removeprefix("dp-")
     table: dict = {}
@@ -96,7 +86,7 @@ def override_file(model: str, args, folder: Path) -> str | None:
         return None
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{model}.toml"
-    path.write_text(toml_text(table))
+    path.write_text(to_toml(table))
     return str(path)
 
 
@@ -143,16 +133,6 @@ def measure(model: str, args) -> dict:
         found = {k: res["metrics"][k]["value"] for k in ("fid", "fid-lp", "skl")}
     nll = json.loads((folder / "metrics.json").read_text())["validation"]["nll"]
     return {**found, "nll": nll}
-
-
-def folders_named(rows, args) -> list[str]:
-    """The grid files' stems: the first seed's checkpoint folder names, as the loop above wrote them."""
-    names = []
-    for model, _ in rows:
-        fam = model.removeprefix("dp-")
-        dimwise = args.tc_dimwise if (args.train and fam == "tc") else None
-        names.append(f"{model}-mnist5k" + (f"-dimwise-{dimwise}" if dimwise else ""))
-    return names
 
 
 def figure(folder: Path, models: list[str], stems: list[str]) -> Path:
@@ -211,19 +191,19 @@ def main(argv=None) -> None:
     models = args.models.split(",") if args.models else (
         [m for f in FAMILIES for m in (f, f"dp-{f}")] if args.train else BUNDLED)
     seeds = [int(s) for s in args.seeds.split(",")] if args.train else [None]
-    rows = []
+    rows, stems = [], []
     for model in models:
         folders = [trained(model, s, args) if args.train else f"{model}-mnist5k" for s in seeds]
         runs = [measure(str(f), args) for f in folders]
         if args.grids:
             args.grids.mkdir(parents=True, exist_ok=True)
+            stems.append(Path(str(folders[0])).name)   # the first seed's run: its grids' file names
             for region in ("prior", "lp"):
                 vaezoo("sample", str(folders[0]), "-n", "64", "--seed", "0", "--force",
-                       "-o", str(args.grids / f"{Path(str(folders[0])).name}-{region}.png"),
-                       *(["--region", region] if region == "lp" else []))
+                       "-o", str(args.grids / f"{stems[-1]}-{region}.png"), *(["--region", region] if region == "lp" else []))
         rows.append((model, runs))
     if args.grids:
-        print(f"figure: {figure(args.grids, [r[0] for r in rows], folders_named(rows, args))}", file=sys.stderr)
+        print(f"figure: {figure(args.grids, [r[0] for r in rows], stems)}", file=sys.stderr)
     tag = f"trained here, seeds {args.seeds}" if args.train else "bundled starters"
     tag += ", the dpVAE authors' settings" if args.authors else ""
     tag += f", {args.steps} steps" if args.steps else ""

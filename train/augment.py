@@ -8,6 +8,7 @@
   formulas: x * b, then (x - mean) * c + mean, clipped to [0, 1]).
 
 Draws come from torch's generator, saved with the training state, so a resumed run augments as the first did.
+The trainer checks the mode (vaezoo.train.trainer.check_batch_transforms, with data.binarize's).
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ import math
 import torch
 import torch.nn.functional as F
 
-from vaezoo.errors import UsageError
-
 MODES = ("none", "affine-jitter")
 P = 0.5
 ROTATION, SHIFT, SCALE, JITTER = 15.0, 0.1, 0.1, 0.2
@@ -26,16 +25,6 @@ ROTATION, SHIFT, SCALE, JITTER = 15.0, 0.1, 0.1, 0.2
 
 def mode(recipe: dict) -> str:
     return recipe.get("data", {}).get("augment", "none")
-
-
-def check(recipe: dict, objective) -> None:
-    where = f"recipe {recipe.get('id', '?')!r}"
-    value = mode(recipe)
-    if value not in MODES:
-        raise UsageError(f"{where}: data.augment must be one of {', '.join(MODES)}, not {value!r}")
-    if value != "none" and objective.own_batches:
-        raise UsageError(f"{where}: data.augment = {value!r} transforms the trainer's batches, and objective "
-                         f"{recipe['objective']['name']!r} trains on batches it draws itself")
 
 
 def affine(x: torch.Tensor) -> torch.Tensor:

@@ -96,15 +96,22 @@ def binarized(batches: list[torch.Tensor], recipe: dict) -> list[torch.Tensor]:
     return [torch.bernoulli(b) for b in batches]
 
 
-def check_binarize(recipe: dict, objective) -> None:
+# The trainer's transforms of its own batches (data.<key>): (the modes, what it does to them), for one rule each.
+BATCH_TRANSFORMS = {"binarize": (binarize.MODES, "binarises"), "augment": (augment.MODES, "transforms")}
+
+
+def check_batch_transforms(recipe: dict, objective) -> None:
+    """data.binarize and data.augment: a known mode, and not for objectives that draw their own batches (the trainer
+    transforms only its own); binarised digits need a Bernoulli likelihood."""
     where = f"recipe {recipe.get('id', '?')!r}"
-    value = binarize.mode(recipe)
-    if value not in binarize.MODES:
-        raise UsageError(f"{where}: data.binarize must be one of {', '.join(binarize.MODES)}, not {value!r}")
-    if value != "none" and objective.own_batches:
-        raise UsageError(f"{where}: data.binarize = {value!r} binarises the trainer's batches, and objective "
-                         f"{recipe['objective']['name']!r} trains on batches it draws itself")
-    if value != "none" and recipe["model"].get("likelihood") != "bernoulli":
+    for key, (modes, verb) in BATCH_TRANSFORMS.items():
+        value = recipe.get("data", {}).get(key, "none")
+        if value not in modes:
+            raise UsageError(f"{where}: data.{key} must be one of {', '.join(modes)}, not {value!r}")
+        if value != "none" and objective.own_batches:
+            raise UsageError(f"{where}: data.{key} = {value!r} {verb} the trainer's batches, and objective "
+                             f"{recipe['objective']['name']!r} trains on batches it draws itself")
+    if binarize.mode(recipe) != "none" and recipe["model"].get("likelihood") != "bernoulli":
         raise UsageError(f"{where}: binarised digits need a Bernoulli likelihood, not {recipe['model'].get('likelihood')!r}")
 
 
@@ -338,8 +345,7 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
     config = make_config(recipe)
     model = build_model(config).to(dev)
     objective = build_objective(recipe, len(train_set)).to(dev)
-    check_binarize(recipe, objective)
-    augment.check(recipe, objective)
+    check_batch_transforms(recipe, objective)
     objective.attach(train_set, dev)
     opt = torch.optim.Adam(model.parameters(), lr=float(tcfg["lr"]))
     auxiliaries = objective.auxiliaries()

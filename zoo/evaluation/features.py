@@ -83,8 +83,10 @@ class GraphFeatures:
             raise UsageError(f"no feature graph at {self.path}")
         ort = _ort()
         cuda = device.startswith("cuda") and CUDA_EP in ort.get_available_providers()
+        data = self.path.read_bytes()   # one read: the session and the protocol's digest
+        self.digest = hashlib.sha256(data).hexdigest()
         try:
-            self.session = load_session(self.path, [CUDA_EP, CPU_EP] if cuda else [CPU_EP], physical_cores())
+            self.session = load_session(self.path, [CUDA_EP, CPU_EP] if cuda else [CPU_EP], physical_cores(), data=data)
         except Exception as exc:   # not an ONNX file, or one ONNX Runtime cannot run
             raise UsageError(f"{self.path}: not a feature graph ONNX Runtime can run ({type(exc).__name__})") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -94,7 +96,6 @@ class GraphFeatures:
                              f"takes {[i.shape for i in inputs]} and gives {[o.shape for o in outputs]}")
         self.feature_dim = int(dims[1])
         self.meta = dict(self.session.get_modelmeta().custom_metadata_map)
-        self.digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
 
     @property
     def id(self) -> str:
