@@ -44,13 +44,13 @@ def evaluate(folder: Path) -> None:
     names = suite.default_metrics(pipe)
     proto = suite.Protocol(samples=FID_SAMPLES, seed=0, k=1, pool=10, classifier=str(REPO / "zoo" / "starters" / CLASSIFIER))
 
-    def error_rate():
-        from vaezoo.cli.classify_cmd import _error_rate
+    def val_error_rate():
+        from vaezoo.cli.classify_cmd import error_rate
 
-        return _error_rate(pipe, f"{pipe.config['recipe']['data']['name']}:val", None, 512)[0]
+        return error_rate(pipe, f"{pipe.config['recipe']['data']['name']}:val", None, 512)[0]
 
     print(f"+ evaluate {pipe.id}: {', '.join(names)}", file=sys.stderr, flush=True)
-    results = suite.run(pipe, names, proto, offline=True, error_fn=error_rate)
+    results = suite.run(pipe, names, proto, offline=True, error_fn=val_error_rate)
     suite.record(folder, results, pipe.backend.name)
     for name, res in results.items():
         print(f"  {name}: {res['value']}", file=sys.stderr, flush=True)

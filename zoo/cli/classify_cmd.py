@@ -153,7 +153,7 @@ def _labelled_arrays(spec: str, pipe):
     return None
 
 
-def _error_rate(pipe, data: str, labels: Optional[Path], batch_size: int) -> tuple[dict, list]:
+def error_rate(pipe, data: str, labels: Optional[Path], batch_size: int) -> tuple[dict, list]:
     """(result, unreadable sources) of the classifier q(y|x) on labelled data (the --data forms)."""
     from vaezoo.runtime import classify as engine
     from vaezoo.errors import UsageError
@@ -234,7 +234,7 @@ def evaluate(
 
     if metrics is None and data is not None:   # the classifier's error rate alone, on the data given
         pipe = load_pipeline(model, backend.value, device, offline=offline)
-        res, failed = _error_rate(pipe, data, labels, batch_size)
+        res, failed = error_rate(pipe, data, labels, batch_size)
         emit(res, as_json, f"{pipe.id} on {res['data']}: error {100 * res['error_rate']:.2f}% ({res['errors']}/{res['examples']}), "
                            f"cross-entropy {res['cross_entropy']:.4f} nats" + (f", {len(failed)} unreadable/unlabelled" if failed else ""))
         if failed:
@@ -254,7 +254,7 @@ def evaluate(
             raise UsageError(f"no metric of `vaezoo evaluate` applies to {pipe.id} by default; name them with --metrics")
     spec = data or f"{pipe.config['recipe']['data']['name']}:val"
     proto = suite.Protocol(samples=samples, seed=seed, k=k, pool=pool, classifier=classifier, data_dir=data_dir)
-    results = suite.run(pipe, names, proto, offline=offline, error_fn=lambda: _error_rate(pipe, spec, labels, batch_size)[0])
+    results = suite.run(pipe, names, proto, offline=offline, error_fn=lambda: error_rate(pipe, spec, labels, batch_size)[0])
     recorded = _record(pipe, results)
     summary = {"model": pipe.id, "backend": pipe.backend.name, "metrics": results, "recorded": recorded}
     lines = [f"{pipe.id} (backend {pipe.backend.name})" + (f"; recorded in {recorded}" if recorded else "; not recorded (a bundled or cached checkpoint is read-only)")]

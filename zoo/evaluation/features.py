@@ -76,12 +76,12 @@ class GraphFeatures:
     BATCH = 50   # 299 x 299 activations of 50 images: about 1 GB in the widest layers
 
     def __init__(self, path: Path, device: str = "cpu"):
-        from vaezoo.runtime.onnx_backend import CPU_EP, CUDA_EP, _ort, load_session, physical_cores
+        from vaezoo.runtime.onnx_backend import CPU_EP, CUDA_EP, import_onnxruntime, load_session, physical_cores
 
         self.path = Path(path)
         if not self.path.is_file():
             raise UsageError(f"no feature graph at {self.path}")
-        ort = _ort()
+        ort = import_onnxruntime()
         cuda = device.startswith("cuda") and CUDA_EP in ort.get_available_providers()
         data = self.path.read_bytes()   # one read: the session and the protocol's digest
         self.digest = hashlib.sha256(data).hexdigest()

@@ -60,14 +60,15 @@ def importance_nll(pipe, x: np.ndarray, k: int, seed: int) -> np.ndarray:
     kind, sigma = model["likelihood"], (float(model["sigma"]) if model["likelihood"] == "gaussian" else None)
     rng = np.random.default_rng(seed)
     mu, logvar = pipe.encode(x)
-    mu, logvar = mu.astype(np.float64), logvar.astype(np.float64)
+    code = mu.shape[1:]   # (latent,), or (T, latent) for DRAW: the proposal is Gaussian over the flattened code
+    mu, logvar = mu.reshape(len(x), -1).astype(np.float64), logvar.reshape(len(x), -1).astype(np.float64)
     per = max(1, ROWS // k)
     out = np.empty(len(x))
     for s in range(0, len(x), per):
         m, lv, xb = mu[s : s + per], logvar[s : s + per], x[s : s + per]
         b, d = m.shape
         e = rng.standard_normal((b, k, d))
-        z = (m[:, None] + np.exp(0.5 * lv)[:, None] * e).reshape(b * k, d)
+        z = (m[:, None] + np.exp(0.5 * lv)[:, None] * e).reshape(b * k, *code)
         log_q = (-0.5 * (e**2 + lv[:, None] + LOG_2PI)).sum(2).reshape(-1)
         (dec,) = pipe.backend.run("decoder", z.astype(np.float32))
         log_w = (log_px(kind, sigma, xb, dec) + log_prior(pipe, z.astype(np.float32)) - log_q).reshape(b, k)

@@ -85,13 +85,14 @@ def symmetric_kl(x: np.ndarray, y: np.ndarray, k: int = 1) -> float:
 
 
 def std_normal_log_density(eps: np.ndarray) -> np.ndarray:
-    eps = np.asarray(eps, dtype=np.float64)
+    """log N(eps; 0, I) per row; a row may be a code of several axes (DRAW's T x latent)."""
+    eps = np.asarray(eps, dtype=np.float64).reshape(len(eps), -1)
     return -0.5 * ((eps * eps).sum(1) + eps.shape[1] * LOG_2PI)
 
 
 def mixture_log_density(z: np.ndarray, mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
     """log q(z) of each row of ``z`` under the equal-weight mixture of N(μ_n, diag exp(logvar_n))."""
-    z, mu, logvar = (np.asarray(a, dtype=np.float64) for a in (z, mu, logvar))
+    z, mu, logvar = (np.asarray(a, dtype=np.float64).reshape(len(a), -1) for a in (z, mu, logvar))
     inv = np.exp(-logvar)                                                   # N x D
     const = -0.5 * ((mu * mu * inv).sum(1) + logvar.sum(1) + mu.shape[1] * LOG_2PI)   # N
     out = np.empty(len(z))

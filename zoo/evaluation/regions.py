@@ -57,7 +57,7 @@ def log_prior(pipe, z: np.ndarray) -> np.ndarray:
 def posterior_draws(mu: np.ndarray, logvar: np.ndarray, n: int, rng) -> np.ndarray:
     """n draws from the mixture: a posterior picked uniformly, then z ~ N(mu, exp(logvar))."""
     pick = rng.integers(len(mu), size=n)
-    return (mu[pick] + np.exp(0.5 * logvar[pick]) * rng.standard_normal((n, mu.shape[1]))).astype(np.float32)
+    return (mu[pick] + np.exp(0.5 * logvar[pick]) * rng.standard_normal((n, *mu.shape[1:]))).astype(np.float32)
 
 
 def region_latents(pipe, region: str, n: int, seed: int, pool: int, mu: np.ndarray, logvar: np.ndarray):

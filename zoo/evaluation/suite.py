@@ -111,11 +111,19 @@ def _fid(net, real: np.ndarray, fake: np.ndarray) -> float:
     return M.frechet_distance(net.features(real), net.features(fake))
 
 
+STEPWISE_NOTE = ("; q is the encoder graph's Gaussian over all T steps (the recurrence run on the means), not the "
+                 "sequential posterior the trainer samples, so this bound is looser than metrics.json's validation NLL")
+
+
+def _draws_in_steps(pipe) -> bool:
+    return "time_steps" in pipe.config["recipe"]["model"]
+
+
 def _posterior_draws(pipe, x: np.ndarray, n: int, seed: int) -> np.ndarray:
     """n draws z ~ q(z|x_i), the digits taken in turn (i = j mod len(x)); noise from numpy(seed)."""
     mu, logvar = encode_all(pipe, x)
     idx = np.arange(n) % len(mu)
-    eps = np.random.default_rng(seed).standard_normal((n, mu.shape[1]))
+    eps = np.random.default_rng(seed).standard_normal((n, *mu.shape[1:]))
     return (mu[idx] + np.exp(0.5 * logvar[idx]) * eps).astype(np.float32)
 
 
@@ -161,7 +169,8 @@ def run(pipe, names: list[str], proto: Protocol, *, offline: bool = False, error
                  "prior": f"{n} draws eps ~ N(0, I) (numpy seed {seed})"}
         if "skl" in names:
             eps_post = in_batches(pipe.to_generation, z_post)
-            out["skl"] = {"value": M.symmetric_kl(eps_prior, eps_post, proto.k),
+            flat = lambda e: e.reshape(n, -1)   # noqa: E731  (a DRAW code is T x latent: one point of T * latent dims)
+            out["skl"] = {"value": M.symmetric_kl(flat(eps_prior), flat(eps_post), proto.k),
                           "protocol": {**where, "k": proto.k, "space": "generation (eps = prior_forward(z))",
                                        "estimator": "k-NN KL (Pérez-Cruz 2008), KL(p||q) + KL(q||p)"}}
         if "leakage" in names:
@@ -186,7 +195,7 @@ def run(pipe, names: list[str], proto: Protocol, *, offline: bool = False, error
         out["nll"] = {"value": float(importance_nll(pipe, x, k_nll, seed).mean()),
                       "protocol": {"data": val_desc, "examples": len(x), "K": k_nll, "seed": seed,
                                    "unit": "nats per example, summed over pixels",
-                                   "estimator": "-log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x), z_k ~ q(z|x)"}}
+                                   "estimator": "-log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x), z_k ~ q(z|x)" + STEPWISE_NOTE * _draws_in_steps(pipe)}}
     if set(FACTOR_METRICS) & set(names):
         out.update(_disentanglement(pipe, names, n, seed, proto.data_dir))
     if "error" in names:

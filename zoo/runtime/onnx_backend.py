@@ -83,7 +83,8 @@ def physical_cores() -> int:
     return max(1, len(cores))
 
 
-def _ort():
+def import_onnxruntime():
+    """The onnxruntime module, or a one-line UsageError saying how to install it."""
     try:
         import onnxruntime
     except ImportError:
@@ -111,7 +112,7 @@ def read_metadata(path: Path, session=None) -> dict:
 def load_session(path: Path, providers: list, threads: int, provider_options: list | None = None, data: bytes | None = None):
     """An InferenceSession for ``path`` (or for ``data``, the verified bytes of ``path``), created once per
     process and reused."""
-    ort = _ort()
+    ort = import_onnxruntime()
     path = Path(path)
     if data is not None:
         source, ident = data, ("sha256", hashlib.sha256(data).hexdigest())
@@ -153,7 +154,7 @@ class OnnxBackend:
     def __init__(self, folder: Path, device: str = "cpu", precision: str = "fp32"):
         from vaezoo.store.graph_swap import locked_read
 
-        ort = _ort()
+        ort = import_onnxruntime()
         self.folder = Path(folder)
         self.precision = precision
         self.threads = physical_cores()
