@@ -44,6 +44,24 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, schedul
     assert m_full == m_split
 
 
+def test_validation_checks_record_a_curve_that_resumes_and_leave_training_unchanged(tmp_path):
+    """train.eval_every: held-out checks during training; their RNG draws are forked off, so the weights equal
+    those of a run without checks, and a resumed run keeps the checks made before it stopped."""
+    checked = tiny_recipe("dp-factor-mnist5k", train={"eval_every": 2, "checkpoint_every": 2})
+    plain = tiny_recipe("dp-factor-mnist5k", train={"eval_every": 0, "checkpoint_every": 2})
+    full = train(checked, tmp_path / "full", device="cpu", progress=False)
+    none = train(plain, tmp_path / "none", device="cpu", progress=False)
+    assert _same(_weights(tmp_path / "full"), _weights(tmp_path / "none"))
+    steps = checked["train"]["steps"]
+    assert [c["step"] for c in full["validation_curve"]] == list(range(2, steps + 1, 2))
+    assert [c["step"] for c in none["validation_curve"]] == [steps]   # the final evaluation only
+    assert full["validation_curve"][-1]["neg_elbo"] == round(full["validation"]["neg_elbo"], 4)
+    assert len({c["neg_elbo"] for c in full["validation_curve"]}) == len(full["validation_curve"])   # measured each time
+    train(checked, tmp_path / "split", device="cpu", progress=False, stop_after=4)
+    split = train(checked, tmp_path / "split", device="cpu", progress=False, resume=True)
+    assert split["validation_curve"] == full["validation_curve"]
+
+
 def test_factor_vae_epochs_count_both_batches_of_a_step(tmp_path):
     """FactorVAE reads two batches per step (the second for the permuted codes): metrics.json's epochs
     count every batch read, so 6 steps of 16 are 12 batches."""

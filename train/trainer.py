@@ -170,7 +170,19 @@ def _unflat_optimizer(prefix: str, opt, tensors: dict, meta: dict) -> None:
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
-def save_state(path: Path, model, objective, opt, aux_opts: dict, sampler, step, recipe, elapsed) -> None:
+CURVE_KEYS = ("neg_elbo", "kl", "recon", "error_rate")   # what a validation check records, where the model reports it
+
+
+def validation_check(model, xv, yv, step: int) -> dict:
+    """{step, neg_elbo, kl, ...} on the held-out digits, without the NLL; the RNG is forked, so a check does not
+    change what training draws next (a resumed run draws the same)."""
+    with torch.random.fork_rng(devices=[]):
+        val = model.validation_metrics(xv, yv, 0)
+    model.train()
+    return {"step": step, **{k: round(float(val[k]), 4) for k in CURVE_KEYS if k in val}}
+
+
+def save_state(path: Path, model, objective, opt, aux_opts: dict, sampler, step, recipe, elapsed, curve=()) -> None:
     from safetensors.torch import save_file
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -180,7 +192,7 @@ def save_state(path: Path, model, objective, opt, aux_opts: dict, sampler, step,
     tensors["rng.torch"] = torch.get_rng_state()
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
-    meta.update(step=step, epoch=sampler.epoch, offset=sampler.offset, recipe=recipe, elapsed=elapsed)
+    meta.update(step=step, epoch=sampler.epoch, offset=sampler.offset, recipe=recipe, elapsed=elapsed, curve=list(curve))
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"vaezoo_train_state": json.dumps(meta)})
 
@@ -377,6 +389,14 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
         if force and not has_state:
             clear_out(out)
         out.mkdir(parents=True, exist_ok=True)
+    ecfg = recipe["eval"]
+    n_val = min(len(val_set), int(ecfg["max_examples"]))
+    xv = _batch(torch.from_numpy(val_set.x), torch.arange(n_val), dev)
+    if binarize.mode(recipe) != "none":   # scored on digits binarised once, as `vaezoo evaluate` scores them
+        xv = torch.from_numpy(binarize.fixed(xv.cpu().numpy())).to(dev)
+    yv = torch.from_numpy(val_set.y[:n_val]).long().to(dev) if val_set.y is not None else None
+    every = int(tcfg["eval_every"])   # 0: no checks during training
+    curve: list = list(meta.get("curve", [])) if meta else []
     model.train()
     objective.train()   # adaptive objective state (GECO's lambda) moves only in training mode
     t_start = time.perf_counter() - elapsed
@@ -388,8 +408,12 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
         step += 1
         last_stats = {k: float(v) for k, v in stats.items()}
         bar.advance(1, loss=last_stats["loss"], **{k: last_stats[k] for k in ("kl", *objective.progress_stats) if k in last_stats})
+        if ddp.main and every and step % every == 0 and step < total:   # the last step's check is the final evaluation
+            curve.append(validation_check(model, xv, yv, step))
+            if bar.enabled:
+                log("validation at " + ", ".join(f"{k} {v:.4g}" for k, v in curve[-1].items()))
         if ddp.main and (step % int(tcfg["checkpoint_every"]) == 0 or step == total):
-            save_state(out / STATE, model, objective, opt, aux_opts, sampler, step, recipe, time.perf_counter() - t_start)
+            save_state(out / STATE, model, objective, opt, aux_opts, sampler, step, recipe, time.perf_counter() - t_start, curve)
         if stop_after is not None and step >= stop_after:
             bar.close()
             return {"stopped_at": step}
@@ -401,16 +425,12 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
     if not ddp.main:
         return {}
 
-    ecfg = recipe["eval"]
-    n_val = min(len(val_set), int(ecfg["max_examples"]))
-    xv = _batch(torch.from_numpy(val_set.x), torch.arange(n_val), dev)
-    if binarize.mode(recipe) != "none":   # scored on digits binarised once, as `vaezoo evaluate` scores them
-        xv = torch.from_numpy(binarize.fixed(xv.cpu().numpy())).to(dev)
     log(f"evaluating on {n_val} validation examples (importance-sampled NLL, K={ecfg['nll_samples']})")
-    yv = torch.from_numpy(val_set.y[:n_val]).long().to(dev) if val_set.y is not None else None
     val = model.validation_metrics(xv, yv, int(ecfg["nll_samples"]))
     metrics = {
         "validation": {"split": "val", **val},
+        # the checks every train.eval_every steps (no NLL), then the final evaluation's same numbers
+        "validation_curve": curve + [{"step": total, **{k: round(float(val[k]), 4) for k in CURVE_KEYS if k in val}}],
         "train": {
             "steps": total,
             "batch_size": int(tcfg["batch_size"]),
