@@ -9,6 +9,10 @@ Each model trains with the real trainer (``vaezoo.train.trainer.train``) for ``-
 digits (the split the trainer holds out). Training speed is the trainer's ``train.seconds`` (its loop only).
 Sampling speed: the exported graphs (torchscript exporter; parity measured) through ONNX Runtime,
 ``Pipeline.sample`` of --sample-n images (noise drawn with numpy), best of three, after one warm-up call.
+
+``--profile``: where a training step's time goes, per model of --models (untrained, the recipe's sizes, batch
+100 of random binary images, one thread): the forward pass split into its parts (read, encoder LSTM, q, decoder
+LSTM, write: each wrapped in a timer, summed over the T steps) and the backward pass, median of 5 steps.
 """
 
 from __future__ import annotations
@@ -53,6 +57,49 @@ def run(model_id: str, steps: int, nll_samples: int, threads: int, sample_n: int
             "graph_bytes": {k: p["bytes"] for k, p in report["parts"].items()}}
 
 
+PARTS = ("read", "enc", "q", "dec", "write")
+
+
+def profile_step(model_id: str, repeats: int = 5) -> dict:
+    """{part: seconds} of one training step (forward by part, then backward), the median over ``repeats``."""
+    import statistics
+
+    import torch
+
+    from vaezoo.models import build_model
+    from vaezoo.recipes import resolve
+    from vaezoo.store.checkpoint import make_config
+
+    torch.set_num_threads(1)
+    model = build_model(make_config(resolve(model_id)))
+    x = torch.rand(100, *model.shape).round()
+    spent = dict.fromkeys(PARTS, 0.0)
+
+    def timed(name, fn):
+        def call(*args, **kw):
+            t0 = time.perf_counter()
+            out = fn(*args, **kw)
+            spent[name] += time.perf_counter() - t0
+            return out
+        return call
+
+    model.read, model.write = timed("read", model.read), timed("write", model.write)
+    for name in ("enc", "q", "dec"):   # the submodules' forward (an instance attribute wins over the class's)
+        sub = getattr(model, name)
+        sub.forward = timed(name, sub.forward)
+    rows = []
+    for _ in range(repeats + 1):   # the first is a warm-up
+        spent.update(dict.fromkeys(PARTS, 0.0))
+        t0 = time.perf_counter()
+        fwd = model.forward_pass(x)
+        loss = (fwd.kl - fwd.log_px).mean()
+        t1 = time.perf_counter()
+        loss.backward()
+        t2 = time.perf_counter()
+        rows.append({**spent, "forward rest": (t1 - t0) - sum(spent.values()), "backward": t2 - t1, "step": t2 - t0})
+    return {k: statistics.median(r[k] for r in rows[1:]) for k in rows[0]}
+
+
 def _timed(fn) -> float:
     t0 = time.perf_counter()
     fn()
@@ -69,7 +116,14 @@ def main() -> None:
     ap.add_argument("--reuse", type=Path, help="A folder of <model id>/ checkpoints trained before (`vaezoo train ID "
                     "--steps S --out DIR/ID`): their metrics are read instead of training again")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--profile", action="store_true", help="where a training step's time goes (no training)")
     args = ap.parse_args()
+    if args.profile:
+        for mid in args.models:
+            p = profile_step(mid)
+            print(f"{mid}: {p['step'] * 1000:.0f} ms per training step of 100 (" + ", ".join(
+                f"{k} {100 * v / p['step']:.0f} %" for k, v in p.items() if k != "step") + ")")
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for mid in args.models:

@@ -31,15 +31,16 @@ def load(path: Path) -> tuple[ort.InferenceSession, dict]:
 
 
 def sample(onnx_dir: Path, n: int, seed: int = 0, temperature: float = 1.0) -> tuple[np.ndarray, dict]:
-    """n samples: eps ~ N(0, T^2 I) -> prior_inverse -> decoder -> postprocess (all read from metadata)."""
+    """n samples: eps ~ N(0, temperature^2 I) -> prior_inverse -> decoder -> postprocess (all read from metadata)."""
     inverse, inv_meta = load(onnx_dir / "prior_inverse.onnx")
     decoder, meta = load(onnx_dir / "decoder.onnx")
     if meta["model_id"] != inv_meta["model_id"]:
         raise SystemExit(f"decoder.onnx is from {meta['model_id']} but prior_inverse.onnx from {inv_meta['model_id']}")
     if meta.get("conditional"):
         raise SystemExit("this example handles unconditional decoders only (z -> data)")
-    d = int(meta["latent_dim"])
-    eps = (np.random.default_rng(seed).standard_normal((n, d)) * temperature).astype(np.float32)
+    # one code per sample, of the shape the metadata gives (N x latent; N x T x latent for DRAW's T steps)
+    code = [int(s) for s in inv_meta["inputs"][0]["shape"][1:]]
+    eps = (np.random.default_rng(seed).standard_normal((n, *code)) * temperature).astype(np.float32)
     (z,) = inverse.run(None, {inverse.get_inputs()[0].name: eps})
     (out,) = decoder.run(None, {decoder.get_inputs()[0].name: z})
     post = meta["postprocess"]

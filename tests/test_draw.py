@@ -104,6 +104,17 @@ def test_sample_through_onnx_with_torch_not_importable(draw_ckpt, tmp_path):
         assert out.is_file() and not marker.exists()
 
 
+def test_evaluate_measures_a_draw_model_whose_code_has_a_time_axis(draw_ckpt, tmp_path):
+    """T x latent codes through every metric that reads latents (flattened where a metric sees points)."""
+    r = run_cli("evaluate", str(draw_ckpt), "--metrics", "fid-lp,skl,leakage,nll", "--samples", "200", "--json",
+                "--backend", "onnx")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)["metrics"]
+    assert np.isfinite(res["fid-lp"]["value"]) and res["fid-lp"]["value"] > 0
+    assert np.isfinite(res["skl"]["value"]) and len(res["leakage"]["value"]) > 1
+    assert 0 < res["nll"]["value"] < 784 * np.log(2) * 2 and "not the sequential posterior" in res["nll"]["protocol"]["estimator"]
+
+
 def test_canvas_steps_on_a_model_without_steps_is_one_line(tmp_path):
     out = tmp_path / "s.png"
     r = run_cli("sample", "vae-mnist5k", "-n", "2", "--canvas-steps", "-o", str(out), "--backend", "torch")
@@ -126,6 +137,7 @@ def test_a_window_that_does_not_fit_is_one_line_before_anything_is_written(tmp_p
     ({"write_size": 1}, "model.write_size = 1: an attention window of 1 x 1 filters does not fit"),
     ({"time_steps": 0}, "time_steps (T) must be at least 1"),
     ({"attention": "yes"}, "model.attention must be true or false"),
+    ({"window_init": "middle"}, "model.window_init must be one of centre, zero, not 'middle'"),
 ])
 def test_other_bad_settings_are_refused_before_training_writes(tmp_path, model, words):
     from vaezoo.errors import UsageError
@@ -137,6 +149,25 @@ def test_other_bad_settings_are_refused_before_training_writes(tmp_path, model, 
     assert not out.exists()
 
 
+def test_the_centre_window_init_reads_ink_where_the_zero_init_reads_blank_corners():
+    """Why "centre" is the default: at the start (h_dec = 0) a 2 x 2 read with the zero bias looks at the corner
+    pixels, blank in MNIST, so the glimpse is 0 and the posterior has nothing to code."""
+    import numpy as np
+    import torch
+
+    from vaezoo.data import load_dataset
+    from vaezoo.models.draw import FilterBank
+
+    digits = torch.from_numpy(load_dataset("mnist5k", "train").float_batch(np.arange(200)))
+    glimpses = {}
+    for init in ("centre", "zero"):
+        fy, fx, gamma = FilterBank(8, 2, 28, 28, init)(torch.zeros(1, 8))
+        centres = (fy[0] * torch.arange(1, 29.0)).sum(1)
+        assert (init == "zero") == bool((centres < 3).any() and (centres > 26).any()), (init, centres)
+        glimpses[init] = float((fy[:, None] @ digits @ fx[:, None].transpose(2, 3)).mean())
+    assert glimpses["zero"] < 1e-3 < 0.05 < glimpses["centre"], glimpses
+
+
 def test_no_attention_variant_reads_and_writes_whole_images():
     import torch
 
@@ -146,7 +177,7 @@ def test_no_attention_variant_reads_and_writes_whole_images():
     with_att = build_model(make_config(tiny_recipe("draw-mnist5k", **SMALL)))
     without = build_model(make_config(tiny_recipe("noattn-draw-mnist5k", **SMALL)))
     assert with_att.attention and not without.attention
-    assert without.enc.linear.in_features == 2 * 784 + 16 + 16 and with_att.enc.linear.in_features == 2 * 4 + 16 + 16  # reads, h_dec, h_enc
+    assert without.enc.linear.in_features == 2 * 784 + 16 + 16 and with_att.enc.linear.in_features == 2 * 5 * 5 + 16 + 16  # reads (5 x 5 glimpses), h_dec, h_enc
     fwd = without.forward_pass(torch.rand(2, 1, 28, 28))
     assert fwd.mu.shape == (2, T, LATENT) and fwd.kl.shape == (2,)
 
@@ -252,3 +283,39 @@ def test_cdraw_kl_warmup_and_free_bits_change_only_the_training_term():
     assert not all(torch.allclose(a, b) for a, b in zip(g_plain, g_rec))   # the KL does move the encoder
     with pytest.raises(Exception, match="objective.kl_warmup"):
         run(0, free_bits=-1.0)
+
+
+def test_the_profile_splits_a_training_step_into_parts_that_add_up():
+    import re
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    r = subprocess.run([sys.executable, str(repo / "benchmarks" / "bench_draw.py"), "--profile", "--models", "draw-mnist5k"],
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    shares = {k: int(v) for k, v in re.findall(r"([a-z ]+?) (\d+) %", r.stdout.split("(", 1)[1].replace(", ", ";"))}
+    assert set(shares) == {"read", "enc", "q", "dec", "write", "forward rest", "backward"}, r.stdout
+    assert 95 <= sum(shares.values()) <= 105 and shares["backward"] > 0 and shares["enc"] > 0, shares
+
+
+def test_the_plain_onnxruntime_example_samples_a_draw_model_as_vaezoo_does(draw_ckpt, tmp_path):
+    """examples/plain_onnxruntime.py reads the code's T x latent shape from the graphs' metadata: the same seed
+    gives the same canvases as `vaezoo sample` (whose noise is drawn the same way)."""
+    import subprocess
+    import sys
+
+    from vaezoo import load
+
+    script = Path(__file__).resolve().parent.parent / "examples" / "plain_onnxruntime.py"
+    r = subprocess.run([sys.executable, str(script), str(draw_ckpt / "onnx"), "-n", "4", "--seed", "3", "-o", str(tmp_path / "p.png")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    sys.path.insert(0, str(script.parent))
+    try:
+        import plain_onnxruntime
+    finally:
+        sys.path.remove(str(script.parent))
+    out, meta = plain_onnxruntime.sample(draw_ckpt / "onnx", 4, seed=3)
+    assert out.shape == (4, 1, 28, 28) and meta["family"] == "draw"
+    assert np.abs(out - load(str(draw_ckpt), backend="onnx").sample(4, seed=3)).max() <= 1e-5

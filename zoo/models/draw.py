@@ -23,6 +23,8 @@ The code of one example is T x latent (:func:`vaezoo.parts.latent_shape`). Expor
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -47,14 +49,34 @@ class LSTMCell(nn.Module):
         return torch.sigmoid(o) * torch.tanh(c), c
 
 
+WINDOW_INITS = ("centre", "zero")
+
+
 class FilterBank(nn.Module):
     """An N x N grid of Gaussian filters on an H x W image; centre (gx, gy), stride delta, variance sigma^2
-    and intensity gamma come from a linear map of the decoder state (the paper's eqs. 19-24, pixels 1..A)."""
+    and intensity gamma come from a linear map of the decoder state (the paper's eqs. 19-24, pixels 1..A).
 
-    def __init__(self, hidden: int, n: int, height: int, width: int):
+    ``init`` sets where the window starts (the linear map's bias; the paper does not say):
+
+    * "zero": a zero bias, so the grid spans the whole image with sigma = 1 pixel. With N = 2 the four
+      filters then sit on the corner pixels, which are blank in MNIST: the read sees no ink, its centre
+      takes no gradient, and the posterior collapses (KL ~0.01 nats, benchmarks/README.md).
+    * "centre" (ours, the default): the grid spans the central half of the image, each filter's sigma half
+      the stride, so the first glimpse is a blurred view of the middle, where the digit is.
+    """
+
+    def __init__(self, hidden: int, n: int, height: int, width: int, init: str = "centre"):
         super().__init__()
         self.n, self.height, self.width = n, height, width
         self.params = nn.Linear(hidden, 5)
+        if init not in WINDOW_INITS:
+            raise ValueError(f"model.window_init must be one of {', '.join(WINDOW_INITS)}, not {init!r}")
+        bias = [0.0] * 5
+        if init == "centre":
+            stride = (max(height, width) - 1) / (n - 1) / 2                    # delta at log_delta = log(1/2)
+            bias = [0.0, 0.0, 2 * math.log(stride / 2), math.log(0.5), 0.0]
+        with torch.no_grad():
+            self.params.bias.copy_(torch.tensor(bias))
         # i - N/2 - 1/2 for i = 1..N, and the pixel coordinates 1..H, 1..W (derived, not saved)
         self.register_buffer("offsets", torch.arange(n, dtype=torch.float32) - (n - 1) / 2, persistent=False)
         self.register_buffer("rows", torch.arange(1, height + 1, dtype=torch.float32), persistent=False)
@@ -122,8 +144,9 @@ class DRAW(Pretrained, nn.Module):
                 if not 2 <= n <= min(height, width):
                     raise ValueError(f"model.{name} = {n}: an attention window of {n} x {n} filters does not fit a "
                                      f"{height} x {width} image (it needs 2 to {min(height, width)} filters a side)")
-            self.read_bank = FilterBank(self.dec_hidden, self.read_size, height, width)
-            self.write_bank = FilterBank(self.dec_hidden, self.write_size, height, width)
+            init = m.get("window_init", "centre")   # absent from checkpoints saved before it existed
+            self.read_bank = FilterBank(self.dec_hidden, self.read_size, height, width, init)
+            self.write_bank = FilterBank(self.dec_hidden, self.write_size, height, width, init)
             read_out, write_out = 2 * c * self.read_size**2, c * self.write_size**2
         else:
             read_out, write_out = 2 * c * height * width, c * height * width
