@@ -173,13 +173,18 @@ def _unflat_optimizer(prefix: str, opt, tensors: dict, meta: dict) -> None:
 CURVE_KEYS = ("neg_elbo", "kl", "recon", "error_rate")   # what a validation check records, where the model reports it
 
 
+def curve_point(val: dict, step: int) -> dict:
+    """{step, neg_elbo, kl, ...}: the CURVE_KEYS of validation metrics, as one entry of validation_curve."""
+    return {"step": step, **{k: round(float(val[k]), 4) for k in CURVE_KEYS if k in val}}
+
+
 def validation_check(model, xv, yv, step: int) -> dict:
-    """{step, neg_elbo, kl, ...} on the held-out digits, without the NLL; the RNG is forked, so a check does not
-    change what training draws next (a resumed run draws the same)."""
+    """The curve point of the held-out digits, without the NLL; the RNG is forked, so a check does not change
+    what training draws next (a resumed run draws the same)."""
     with torch.random.fork_rng(devices=[]):
         val = model.validation_metrics(xv, yv, 0)
     model.train()
-    return {"step": step, **{k: round(float(val[k]), 4) for k in CURVE_KEYS if k in val}}
+    return curve_point(val, step)
 
 
 def save_state(path: Path, model, objective, opt, aux_opts: dict, sampler, step, recipe, elapsed, curve=()) -> None:
@@ -430,7 +435,7 @@ def train(recipe: dict, out: Path, *, device: str = "auto", resume: bool = False
     metrics = {
         "validation": {"split": "val", **val},
         # the checks every train.eval_every steps (no NLL), then the final evaluation's same numbers
-        "validation_curve": curve + [{"step": total, **{k: round(float(val[k]), 4) for k in CURVE_KEYS if k in val}}],
+        "validation_curve": curve + [curve_point(val, total)],
         "train": {
             "steps": total,
             "batch_size": int(tcfg["batch_size"]),

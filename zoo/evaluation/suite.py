@@ -115,10 +115,6 @@ STEPWISE_NOTE = ("; q is the encoder graph's Gaussian over all T steps (the recu
                  "sequential posterior the trainer samples, so this bound is looser than metrics.json's validation NLL")
 
 
-def _draws_in_steps(pipe) -> bool:
-    return "time_steps" in pipe.config["recipe"]["model"]
-
-
 def _posterior_draws(pipe, x: np.ndarray, n: int, seed: int) -> np.ndarray:
     """n draws z ~ q(z|x_i), the digits taken in turn (i = j mod len(x)); noise from numpy(seed)."""
     mu, logvar = encode_all(pipe, x)
@@ -195,7 +191,8 @@ def run(pipe, names: list[str], proto: Protocol, *, offline: bool = False, error
         out["nll"] = {"value": float(importance_nll(pipe, x, k_nll, seed).mean()),
                       "protocol": {"data": val_desc, "examples": len(x), "K": k_nll, "seed": seed,
                                    "unit": "nats per example, summed over pixels",
-                                   "estimator": "-log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x), z_k ~ q(z|x)" + STEPWISE_NOTE * _draws_in_steps(pipe)}}
+                                   "estimator": "-log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x), z_k ~ q(z|x)"
+                                                + (STEPWISE_NOTE if len(pipe.latent_shape) == 2 else "")}}   # (T, latent): DRAW
     if set(FACTOR_METRICS) & set(names):
         out.update(_disentanglement(pipe, names, n, seed, proto.data_dir))
     if "error" in names:
