@@ -12,7 +12,7 @@ Sampling speed: the exported graphs (torchscript exporter; parity measured) thro
 
 ``--profile``: where a training step's time goes, per model of --models (untrained, the recipe's sizes, batch
 100 of random binary images, one thread): the forward pass split into its parts (read, encoder LSTM, q, decoder
-LSTM, write: each wrapped in a timer, summed over the T steps) and the backward pass, median of 5 steps.
+LSTM, write: each wrapped in a timer, summed over the T steps) and the backward pass, of the median of 5 steps.
 """
 
 from __future__ import annotations
@@ -61,9 +61,8 @@ PARTS = ("read", "enc", "q", "dec", "write")
 
 
 def profile_step(model_id: str, repeats: int = 5) -> dict:
-    """{part: seconds} of one training step (forward by part, then backward), the median over ``repeats``."""
-    import statistics
-
+    """{part: seconds} of one training step (forward by part, then backward): the step of median length among
+    ``repeats`` (one step's parts, so that they add up to its time; medians taken part by part need not)."""
     import torch
 
     from vaezoo.models import build_model
@@ -97,7 +96,8 @@ def profile_step(model_id: str, repeats: int = 5) -> dict:
         loss.backward()
         t2 = time.perf_counter()
         rows.append({**spent, "forward rest": (t1 - t0) - sum(spent.values()), "backward": t2 - t1, "step": t2 - t0})
-    return {k: statistics.median(r[k] for r in rows[1:]) for k in rows[0]}
+    timed_rows = sorted(rows[1:], key=lambda r: r["step"])
+    return timed_rows[len(timed_rows) // 2]
 
 
 def _timed(fn) -> float:
